@@ -1,0 +1,46 @@
+# Synapse task runner. `make test` and `make run` work on a fresh machine: they install what
+# they need (venv, Python deps, redis-server, the Neo4j jars) before using it.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SERVICES := deploy/dev/services.sh
+
+.PHONY: help venv test lint run services services-stop bench clean
+
+help:
+	@echo "make run            API + janitor in the foreground (starts Redis and Neo4j if needed)"
+	@echo "make test           the whole test suite against real Redis and Neo4j"
+	@echo "make lint           ruff and mypy --strict"
+	@echo "make services       start Redis and Neo4j in the background"
+	@echo "make services-stop  stop the Redis and Neo4j that 'make services' started"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: venv
+	$(SERVICES) install
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check service janitor contracts tests
+	$(BIN)/ruff format --check service janitor contracts tests
+	$(BIN)/mypy
+
+run: venv
+	deploy/dev/run.sh
+
+services:
+	$(SERVICES) start
+
+services-stop:
+	$(SERVICES) stop
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,52 @@
+import java.nio.file.Path;
+import java.time.Duration;
+
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.HttpConnector;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.GraphDatabaseService;
+
+/**
+ * Runs a real Neo4j 5.26 Community database inside this JVM with only the Bolt connector, for
+ * development and tests on machines without Docker or a Neo4j package.
+ *
+ * Usage: java ... Neo4jServer.java HOME_DIR [BOLT_PORT]. The password, when wanted, comes from
+ * the NEO4J_PASSWORD environment variable; without one, authentication is off (loopback only).
+ */
+public final class Neo4jServer {
+    public static void main(String[] args) throws Exception {
+        if (args.length < 1) {
+            System.err.println("usage: Neo4jServer HOME_DIR [BOLT_PORT]");
+            System.exit(2);
+        }
+        Path home = Path.of(args[0]).toAbsolutePath();
+        int port = args.length > 1 ? Integer.parseInt(args[1]) : 7687;
+        String password = System.getenv().getOrDefault("NEO4J_PASSWORD", "");
+        boolean auth = !password.isEmpty();
+
+        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+                .setConfig(BoltConnector.enabled, true)
+                .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
+                .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
+                .setConfig(HttpConnector.enabled, false)
+                .setConfig(GraphDatabaseSettings.auth_enabled, auth)
+                .setConfig(GraphDatabaseSettings.transaction_timeout, Duration.ofMinutes(5))
+                .build();
+        Runtime.getRuntime().addShutdownHook(new Thread(dbms::shutdown, "neo4j-shutdown"));
+
+        GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
+        if (auth) {
+            GraphDatabaseService system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
+            system.executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED",
+                    java.util.Map.of("pw", password));
+        }
+        db.executeTransactionally("RETURN 1");
+        System.out.println("NEO4J READY bolt://127.0.0.1:" + port);
+        System.out.flush();
+        Thread.currentThread().join();
+    }
+}
