@@ -1,0 +1,92 @@
+"""Synapse's wire types (msgspec Structs, camelCase on the wire) and a typed client."""
+
+from contracts.brief import (
+    BriefMetadata,
+    BriefRequest,
+    BriefResponse,
+    Identity,
+    TemporalAuthority,
+    TimeOfDay,
+    Turn,
+)
+from contracts.client import SynapseClient, SynapseError
+from contracts.debug import (
+    DebugCloseResponse,
+    DebugEmitResponse,
+    DebugOutbox,
+    DebugSession,
+    DebugUser,
+    EpisodeCostView,
+    OutboxCounts,
+    OutboxEntryView,
+    SessionAction,
+    SessionSummaryView,
+    UsageTotals,
+)
+from contracts.errors import ErrorBody, ErrorCode
+from contracts.health import DependencyStatus, HealthResponse, LlmProvider, ReadyResponse
+from contracts.limits import Role
+from contracts.memory import (
+    ActiveLoop,
+    CurrentVibe,
+    Fact,
+    MemoryEntity,
+    MemoryQueryMetadata,
+    MemoryQueryRequest,
+    MemoryQueryResponse,
+    NarrativeItem,
+    SessionBriefResponse,
+)
+from contracts.turns import (
+    IngestRequest,
+    IngestResponse,
+    Message,
+    SessionCloseRequest,
+    SessionCloseResponse,
+    SessionIngestRequest,
+)
+
+__all__ = [
+    "ActiveLoop",
+    "BriefMetadata",
+    "BriefRequest",
+    "BriefResponse",
+    "CurrentVibe",
+    "DebugCloseResponse",
+    "DebugEmitResponse",
+    "DebugOutbox",
+    "DebugSession",
+    "DebugUser",
+    "DependencyStatus",
+    "EpisodeCostView",
+    "ErrorBody",
+    "ErrorCode",
+    "Fact",
+    "HealthResponse",
+    "Identity",
+    "IngestRequest",
+    "IngestResponse",
+    "LlmProvider",
+    "MemoryEntity",
+    "MemoryQueryMetadata",
+    "MemoryQueryRequest",
+    "MemoryQueryResponse",
+    "Message",
+    "NarrativeItem",
+    "OutboxCounts",
+    "OutboxEntryView",
+    "ReadyResponse",
+    "Role",
+    "SessionAction",
+    "SessionBriefResponse",
+    "SessionCloseRequest",
+    "SessionCloseResponse",
+    "SessionIngestRequest",
+    "SessionSummaryView",
+    "SynapseClient",
+    "SynapseError",
+    "TemporalAuthority",
+    "TimeOfDay",
+    "Turn",
+    "UsageTotals",
+]

@@ -1,0 +1,28 @@
+"""Liveness and readiness: GET /health and GET /ready."""
+
+from typing import Literal
+
+from contracts._base import Outbound
+
+LlmProvider = Literal["openai", "openai-compatible", "offline"]
+
+
+class HealthResponse(Outbound):
+    status: Literal["ok"]
+    llm_provider: LlmProvider
+    # True when memory extraction runs on the rule-based offline fallback (no real LLM).
+    offline_fallback: bool
+
+
+class DependencyStatus(Outbound):
+    ok: bool
+    detail: str | None = None
+
+
+class ReadyResponse(Outbound):
+    ready: bool
+    redis: DependencyStatus
+    neo4j: DependencyStatus
+    llm_provider: LlmProvider
+    offline_fallback: bool
+    warnings: list[str]
