@@ -1,0 +1,73 @@
+"""The API's composition root: the only place that wires routes, dependencies, lifespan and
+error handling."""
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from service.http import brief, health, memory, turns
+from service.http.debug import debug_router
+from service.http.deps import (
+    RESOURCES_KEY,
+    provide_graph,
+    provide_jobs,
+    provide_operator,
+    provide_resources,
+    provide_settings,
+    provide_store,
+)
+from service.http.errors import EXCEPTION_HANDLERS
+from service.logs import configure_logging
+from service.resources import Resources
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        resources = await Resources.open(settings)
+        app.state[RESOURCES_KEY] = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    return Litestar(
+        route_handlers=[
+            turns.ingest,
+            turns.close_session,
+            turns.session_ingest_handler(settings.max_transcript_body_bytes),
+            brief.brief,
+            memory.memory_query,
+            memory.session_brief,
+            health.health,
+            health.ready,
+            debug_router(),
+        ],
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "jobs": Provide(provide_jobs, sync_to_thread=False),
+            "graph": Provide(provide_graph, sync_to_thread=False),
+            "resources": Provide(provide_resources, sync_to_thread=False),
+            "operator": Provide(provide_operator, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Synapse",
+            version="1.0.0",
+            description="Graph memory for AI orchestrators.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )

@@ -1,0 +1,22 @@
+"""Domain errors. They carry no HTTP knowledge: service/http/errors.py maps them to answers."""
+
+
+class SynapseError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(SynapseError):
+    """The request is well-formed but asks for something impossible (e.g. an unknown zone)."""
+
+
+class NotFound(SynapseError):
+    """The named session or user does not exist."""
+
+
+class DependencyUnavailable(SynapseError):
+    """A backing service (Redis, Neo4j, the LLM) cannot be reached right now."""

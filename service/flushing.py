@@ -1,0 +1,171 @@
+"""Emit outbox entries to Graphiti: one user at a time under a lease, in order, exactly once.
+
+Used by the janitor's pump and by the operators' "emit now" debug endpoints; both go through
+`Flusher.flush_user`, so there is one way an episode gets written.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from service.episodes import chunk_transcript, episode_body, episode_uuid, group_id
+from service.graph import GraphMemory, LlmRateLimited
+from service.keys import UserKeys
+from service.outbox import FailOutcome, Lease, Outbox, OutboxEntry
+from service.usage import UsageLedger
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    lease_ms: int
+    max_attempts: int
+    backoff_base_ms: int
+    backoff_max_ms: int
+
+
+@dataclass(slots=True)
+class FlushReport:
+    acquired: bool = False
+    acked: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _describe(exc: BaseException) -> str:
+    # The exception type and a bounded message: enough to diagnose, never a whole transcript.
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+class LeaseLost(Exception):
+    """Another janitor owns this user now; stop without touching the entry."""
+
+
+class Flusher:
+    def __init__(
+        self, outbox: Outbox, graph: GraphMemory, ledger: UsageLedger, policy: FlushPolicy
+    ) -> None:
+        self._outbox = outbox
+        self._graph = graph
+        self._ledger = ledger
+        self._policy = policy
+
+    async def flush_user(self, user: UserKeys) -> FlushReport:
+        """Work the user's queue until it is empty, blocked by a backoff, or the lease is lost.
+        Returns at once when another process holds the user's lease."""
+        report = FlushReport()
+        lease = await self._outbox.acquire(user, ttl_ms=self._policy.lease_ms)
+        if lease is None:
+            return report
+        report.acquired = True
+        heartbeat = asyncio.create_task(self._keep_alive(lease))
+        try:
+            while True:
+                entry = await self._outbox.head(user)
+                if entry is None:
+                    await self._outbox.settle_if_empty(user)
+                    break
+                if entry.next_attempt_ms > _now_ms():
+                    await self._outbox.schedule(user, at_ms=entry.next_attempt_ms)
+                    break
+                if not await self._emit_or_fail(lease, entry, report):
+                    break
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await self._outbox.release(lease)
+        return report
+
+    async def _keep_alive(self, lease: Lease) -> None:
+        interval = self._policy.lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._outbox.renew(lease, ttl_ms=self._policy.lease_ms):
+                logger.warning("lease lost for a user's outbox; another janitor took over")
+                return
+
+    async def _emit_or_fail(self, lease: Lease, entry: OutboxEntry, report: FlushReport) -> bool:
+        """True when the entry was acknowledged and the next one may follow."""
+        try:
+            await self._emit(lease, entry)
+        except LeaseLost:
+            return False
+        except Exception as exc:  # every failure is retried with backoff, then dead-lettered
+            retry_after = exc.retry_after_seconds if isinstance(exc, LlmRateLimited) else None
+            outcome = await self._fail(lease, entry, exc, retry_after)
+            report.failed += 1
+            report.dead += outcome.state == "dead"
+            logger.warning(
+                "outbox entry failed (attempt %d, now %s): %s",
+                outcome.attempts,
+                outcome.state,
+                type(exc).__name__,
+            )
+            # A dead entry left the queue, so the user's next entry may go now.
+            return outcome.state == "dead"
+        if not await self._outbox.ack(lease, entry, now_ms=_now_ms()):
+            return False
+        report.acked += 1
+        return True
+
+    async def _fail(
+        self, lease: Lease, entry: OutboxEntry, exc: BaseException, retry_after: float | None
+    ) -> FailOutcome:
+        return await self._outbox.fail(
+            lease,
+            entry,
+            error=_describe(exc),
+            now_ms=_now_ms(),
+            max_attempts=self._policy.max_attempts,
+            base_backoff_ms=self._policy.backoff_base_ms,
+            max_backoff_ms=self._policy.backoff_max_ms,
+            retry_after_ms=int(retry_after * 1000) if retry_after is not None else None,
+        )
+
+    async def _emit(self, lease: Lease, entry: OutboxEntry) -> None:
+        user = lease.user
+        chunks = chunk_transcript(await self._outbox.transcript(entry.entry_id))
+        group = group_id(entry.tenant_id, entry.user_id)
+        previous = await self._outbox.recent_episodes(user)
+        persona = entry.persona_id or "unknown"
+        for index in range(entry.chunks_done, len(chunks)):
+            chunk = chunks[index]
+            uuid = episode_uuid(
+                entry.tenant_id, entry.user_id, entry.session_id, entry.generation, index
+            )
+            part = f" part {index + 1}/{len(chunks)}" if len(chunks) > 1 else ""
+            outcome = await self._graph.add_transcript_episode(
+                uuid=uuid,
+                group_id=group,
+                name=f"session {entry.session_id}{part}",
+                body=episode_body(chunk),
+                reference_time=msgspec.convert(chunk[0].timestamp, datetime),
+                source_description=(
+                    f"synapse session transcript; tenant {entry.tenant_id}; persona {persona}; "
+                    f"session {entry.session_id}{part}"
+                ),
+                previous_episode_uuids=[p for p in previous if p != uuid],
+            )
+            if not outcome.skipped:
+                await self._ledger.record(
+                    user,
+                    episode_uuid=uuid,
+                    session_id=entry.session_id,
+                    llm_calls=outcome.usage.calls,
+                    input_tokens=outcome.usage.input_tokens,
+                    output_tokens=outcome.usage.output_tokens,
+                )
+            if not await self._outbox.chunk_done(lease, entry, index + 1, uuid):
+                raise LeaseLost
+            previous = [*previous, uuid][-Outbox.RECENT_EPISODES :]

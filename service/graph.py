@@ -1,0 +1,574 @@
+"""Everything Graphiti: the only module that imports graphiti_core.
+
+It builds the Graphiti client once per process for the configured LLM provider, and pins the
+library's known problems in one place (see ../shared/GRAPHITI_NOTES.md):
+- all three clients (LLM, embedder, cross-encoder) are passed explicitly, or Graphiti builds
+  OpenAI defaults that need an API key;
+- indices are built with delete_existing=False (True uses db.indexes(), gone in Neo4j 5);
+- episodes get deterministic uuids through a pre-saved EpisodicNode (issue #1646);
+- search uses deep copies of the RRF recipes (issue #1680), always one group, and filters
+  facts by validity in Python (issue #1664; SearchFilters' date OR-groups collide, #488);
+- telemetry is switched off before graphiti_core is imported.
+"""
+
+import os
+
+os.environ.setdefault("GRAPHITI_TELEMETRY_ENABLED", "false")
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from graphiti_core import Graphiti
+from graphiti_core.cross_encoder.client import CrossEncoderClient
+from graphiti_core.cross_encoder.openai_reranker_client import OpenAIRerankerClient
+from graphiti_core.driver.neo4j_driver import Neo4jDriver
+from graphiti_core.embedder.client import EmbedderClient
+from graphiti_core.embedder.openai import OpenAIEmbedder, OpenAIEmbedderConfig
+from graphiti_core.llm_client.client import LLMClient
+from graphiti_core.llm_client.config import LLMConfig, ModelSize
+from graphiti_core.llm_client.errors import RateLimitError
+from graphiti_core.llm_client.openai_client import OpenAIClient
+from graphiti_core.llm_client.openai_generic_client import OpenAIGenericClient
+from graphiti_core.llm_client.token_tracker import TokenUsageTracker
+from graphiti_core.nodes import EpisodeType, EpisodicNode
+from graphiti_core.prompts.models import Message
+from graphiti_core.search.search_config import SearchConfig
+from graphiti_core.search.search_config_recipes import (
+    EDGE_HYBRID_SEARCH_RRF,
+    NODE_HYBRID_SEARCH_RRF,
+)
+from openai import APIStatusError, AsyncOpenAI
+from pydantic import BaseModel, Field
+
+from service import offline_llm
+from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# --- usage metering ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Usage:
+    """LLM calls and tokens spent inside one metered block (e.g. one episode)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+# Graphiti fans out with asyncio tasks, which copy the context: the Usage object they see is
+# the one the metered block set, so concurrent episodes in one process never mix their counts.
+_current_usage: ContextVar[Usage | None] = ContextVar("synapse_llm_usage", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[Usage]:
+    usage = Usage()
+    token = _current_usage.set(usage)
+    try:
+        yield usage
+    finally:
+        _current_usage.reset(token)
+
+
+class _AttributingTracker(TokenUsageTracker):
+    """Graphiti's tracker, also charging the tokens to the current metered block."""
+
+    def record(self, prompt_name: str | None, input_tokens: int, output_tokens: int) -> None:
+        super().record(prompt_name, input_tokens, output_tokens)
+        usage = _current_usage.get()
+        if usage is not None:
+            usage.input_tokens += input_tokens
+            usage.output_tokens += output_tokens
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class _CallCounting(LLMClient):
+    """Counts every LLM call; mixed in ahead of a concrete client."""
+
+    async def generate_response(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await super().generate_response(*args, **kwargs)
+        usage = _current_usage.get()
+        if usage is not None:
+            usage.calls += 1
+        return result
+
+
+class MeteredOpenAIClient(_CallCounting, OpenAIClient):
+    """OpenAI Responses API; token usage comes from the API via Graphiti's tracker."""
+
+
+class MeteredGenericClient(_CallCounting, OpenAIGenericClient):
+    """OpenAI-compatible chat completions. Graphiti records no usage for it (#1266), so tokens
+    are estimated at four characters each."""
+
+    async def _generate_response(
+        self,
+        messages: list[Message],
+        response_model: type[BaseModel] | None = None,
+        max_tokens: int = 16384,
+        model_size: ModelSize = ModelSize.medium,
+        *,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        result = await super()._generate_response(
+            messages, response_model, max_tokens, model_size, model=model
+        )
+        prompt = sum(_estimate_tokens(m.content) for m in messages)
+        self.token_tracker.record(None, prompt, _estimate_tokens(str(result)))
+        return result
+
+
+class OfflineLLMClient(_CallCounting, LLMClient):
+    """Rule-based structured outputs with no network: a low-quality fallback, never a model.
+    Token counts are what the same prompts would roughly cost on a real model."""
+
+    async def _generate_response(
+        self,
+        messages: list[Message],
+        response_model: type[BaseModel] | None = None,
+        max_tokens: int = 0,
+        model_size: ModelSize = ModelSize.medium,
+        *,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        chat = [{"role": message.role, "content": message.content} for message in messages]
+        if response_model is None:
+            result: dict[str, Any] = {"content": offline_llm.text_response(chat)}
+        else:
+            result = offline_llm.structured_response(
+                response_model.__name__, chat, response_model.model_json_schema()
+            )
+        prompt = sum(_estimate_tokens(m.content) for m in messages)
+        self.token_tracker.record(None, prompt, _estimate_tokens(str(result)))
+        return result
+
+
+class HashingEmbedder(EmbedderClient):
+    """Feature-hashing embeddings: lexical similarity only, computed in-process."""
+
+    def __init__(self, dim: int) -> None:
+        self._dim = dim
+
+    async def create(
+        self, input_data: str | list[str] | Iterable[int] | Iterable[Iterable[int]]
+    ) -> list[float]:
+        text = input_data if isinstance(input_data, str) else " ".join(map(str, input_data))
+        return offline_llm.hashing_embedding(text, self._dim)
+
+    async def create_batch(self, input_data_list: list[str]) -> list[list[float]]:
+        return [offline_llm.hashing_embedding(text, self._dim) for text in input_data_list]
+
+
+class LexicalCrossEncoder(CrossEncoderClient):
+    """Word-overlap ranking. Search uses RRF, so this only satisfies Graphiti's constructor
+    without an API key; the service's own queries never ask it to rank."""
+
+    async def rank(self, query: str, passages: list[str]) -> list[tuple[str, float]]:
+        words = set(query.lower().split())
+        scored = [
+            (passage, len(words & set(passage.lower().split())) / (len(words) or 1))
+            for passage in passages
+        ]
+        return sorted(scored, key=lambda pair: pair[1], reverse=True)
+
+
+def build_clients(settings: Settings) -> tuple[LLMClient, EmbedderClient, CrossEncoderClient]:
+    config = LLMConfig(
+        api_key=settings.openai_api_key or "not-needed",
+        base_url=settings.openai_base_url,
+        model=settings.llm_model,
+        small_model=settings.llm_small_model,
+    )
+    llm: LLMClient
+    if settings.llm_provider == "offline":
+        llm = OfflineLLMClient(config)
+        embedder: EmbedderClient = HashingEmbedder(settings.embedding_dim)
+        cross_encoder: CrossEncoderClient = LexicalCrossEncoder()
+    else:
+        sdk = AsyncOpenAI(
+            api_key=config.api_key,
+            base_url=settings.openai_base_url,
+            timeout=float(settings.llm_timeout_seconds),
+            max_retries=settings.llm_max_retries,
+        )
+        if settings.llm_provider == "openai":
+            llm = MeteredOpenAIClient(config=config, client=sdk)
+        else:
+            llm = MeteredGenericClient(config=config, client=sdk)
+        embedder = OpenAIEmbedder(
+            OpenAIEmbedderConfig(
+                api_key=config.api_key,
+                base_url=settings.openai_base_url,
+                embedding_model=settings.embedding_model,
+                embedding_dim=settings.embedding_dim,
+            ),
+            client=sdk,
+        )
+        cross_encoder = OpenAIRerankerClient(config=config, client=sdk)
+    llm.token_tracker = _AttributingTracker()  # type: ignore[no-untyped-call]  # untyped upstream
+    return llm, embedder, cross_encoder
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FactHit:
+    text: str
+    relevance: float
+
+
+@dataclass(frozen=True, slots=True)
+class EntityHit:
+    name: str
+    summary: str
+    type: str
+    uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHits:
+    facts: list[FactHit]
+    entities: list[EntityHit]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeDigest:
+    reference_time: datetime
+    facts: list[str]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoop:
+    description: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Narrative:
+    episodes: list[EpisodeDigest]
+    open_loops: list[OpenLoop]
+    mood: str | None = None
+    energy_level: str | None = None
+    location_type: str | None = None
+    vibe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeOutcome:
+    uuid: str
+    skipped: bool
+    usage: Usage = field(default_factory=Usage)
+
+
+class RollingSummary(BaseModel):
+    """A running summary of a user's conversations, and the user's own name if they gave it."""
+
+    summary: str = Field(description="What the user and assistant discussed, most recent last.")
+    user_name: str | None = Field(
+        default=None, description="The user's own name, only if the user stated it."
+    )
+
+
+class LlmRateLimited(Exception):
+    """The LLM said to slow down; `retry_after_seconds` is its Retry-After, when it sent one."""
+
+    def __init__(self, retry_after_seconds: float | None) -> None:
+        super().__init__("LLM rate limited")
+        self.retry_after_seconds = retry_after_seconds
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The Retry-After an OpenAI-compatible server sent, dug out of Graphiti's wrapping."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, APIStatusError):
+            value = cause.response.headers.get("retry-after")
+            try:
+                return float(value) if value is not None else None
+            except ValueError:
+                return None
+        cause = cause.__cause__
+    return None
+
+
+def _valid_at(
+    moment: datetime,
+    valid_at: datetime | None,
+    invalid_at: datetime | None,
+    expired_at: datetime | None,
+) -> bool:
+    if valid_at is not None and valid_at > moment:
+        return False
+    end = invalid_at or expired_at
+    return end is None or end > moment
+
+
+def _entity_type(labels: list[str]) -> str:
+    """The most specific label, snake_case lower (`Entity`, `MentalState` -> `mental_state`)."""
+    specific = [label for label in labels if label != "Entity"]
+    label = sorted(specific)[0] if specific else "Entity"
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(label))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    native = value.to_native() if hasattr(value, "to_native") else value
+    if isinstance(native, datetime):
+        return native if native.tzinfo else native.replace(tzinfo=UTC)
+    return None
+
+
+# Each configured search method contributes at most 1/rank to an RRF score, so the best
+# possible score is the number of methods; relevance divides by it to land in [0, 1].
+_RRF_METHODS = 2
+# Facts are over-fetched this many times, so that filtering out facts not valid at the
+# reference time still leaves `limit` of them.
+_OVERFETCH = 3
+
+
+class GraphMemory:
+    """Owns the Graphiti client and its Neo4j driver for the life of a process."""
+
+    def __init__(self, graphiti: Graphiti, driver: Neo4jDriver, llm: LLMClient) -> None:
+        self._graphiti = graphiti
+        self._driver = driver
+        self._llm = llm
+        self._prepared = False
+
+    @classmethod
+    def create(cls, settings: Settings) -> "GraphMemory":
+        driver = Neo4jDriver(
+            settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, database="neo4j"
+        )
+        # The driver starts an unawaited index build when a loop is running; with Neo4j down it
+        # retries for half a minute and blocks shutdown. Indices are built by prepare() instead.
+        if driver._init_task is not None:
+            driver._init_task.cancel()
+            driver._init_task = None
+        llm, embedder, cross_encoder = build_clients(settings)
+        graphiti = Graphiti(
+            graph_driver=driver, llm_client=llm, embedder=embedder, cross_encoder=cross_encoder
+        )
+        return cls(graphiti, driver, llm)
+
+    async def prepare(self) -> None:
+        """Create Graphiti's indices if missing. Idempotent; never deletes existing ones."""
+        await self._graphiti.build_indices_and_constraints(delete_existing=False)
+        self._prepared = True
+
+    async def reachable(self, within_seconds: float) -> bool:
+        """One quick connection attempt; unlike queries, it does not retry for half a minute."""
+        try:
+            await asyncio.wait_for(self._driver.client.verify_connectivity(), within_seconds)
+        except Exception:  # refused, timed out, auth: all mean "not usable now"
+            return False
+        return True
+
+    async def _ensure_prepared(self) -> None:
+        if not self._prepared:
+            await self.prepare()
+
+    async def ping(self) -> None:
+        await self._driver.execute_query("RETURN 1")
+
+    async def close(self) -> None:
+        await self._graphiti.close()  # type: ignore[no-untyped-call]  # untyped upstream
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def _episode_state(self, uuid: str) -> Literal["absent", "saved", "processed"]:
+        result = await self._driver.execute_query(
+            "MATCH (e:Episodic {uuid: $uuid}) "
+            "OPTIONAL MATCH (e)-[m:MENTIONS]->() "
+            "RETURN count(m) AS mentions",
+            params={"uuid": uuid},
+        )
+        if not result.records:
+            return "absent"
+        return "processed" if result.records[0]["mentions"] > 0 else "saved"
+
+    async def add_transcript_episode(
+        self,
+        *,
+        uuid: str,
+        group_id: str,
+        name: str,
+        body: str,
+        reference_time: datetime,
+        source_description: str,
+        previous_episode_uuids: list[str],
+    ) -> EpisodeOutcome:
+        """Add one episode exactly once under `uuid`, however often this is retried.
+
+        Graphiti cannot create an episode under a chosen uuid (#1646), so the node is saved
+        first (a MERGE on uuid) and then processed. Graphiti writes extraction results in one
+        transaction at the end, so a crash before that leaves only the bare node, and a retry
+        processes it; an episode that already has its entities is not processed again.
+        """
+        await self._ensure_prepared()
+        state = await self._episode_state(uuid)
+        if state == "processed":
+            return EpisodeOutcome(uuid=uuid, skipped=True)
+        if state == "absent":
+            await EpisodicNode(
+                uuid=uuid,
+                name=name,
+                group_id=group_id,
+                labels=[],
+                source=EpisodeType.message,
+                source_description=source_description,
+                content=body,
+                valid_at=reference_time,
+                created_at=datetime.now(UTC),
+            ).save(self._driver)
+        with metered() as usage:
+            try:
+                await self._graphiti.add_episode(
+                    name=name,
+                    episode_body=body,
+                    source_description=source_description,
+                    reference_time=reference_time,
+                    source=EpisodeType.message,
+                    group_id=group_id,
+                    uuid=uuid,
+                    entity_types=NARRATIVE_ENTITY_TYPES,
+                    previous_episode_uuids=previous_episode_uuids,
+                    custom_extraction_instructions=NARRATIVE_EXTRACTION_INSTRUCTIONS,
+                )
+            except RateLimitError as exc:
+                raise LlmRateLimited(_retry_after(exc)) from exc
+        return EpisodeOutcome(uuid=uuid, skipped=False, usage=usage)
+
+    async def count_episodes(self, group_id: str) -> int:
+        result = await self._driver.execute_query(
+            "MATCH (e:Episodic {group_id: $group}) RETURN count(e) AS episodes",
+            params={"group": group_id},
+        )
+        count: int = result.records[0]["episodes"]
+        return count
+
+    async def episode_exists(self, uuid: str) -> bool:
+        return await self._episode_state(uuid) == "processed"
+
+    async def summarize(
+        self, previous: str | None, lines: list[str], max_chars: int
+    ) -> RollingSummary:
+        """Fold new transcript lines into the running summary (the small model)."""
+        prompt = (
+            f"<PREVIOUS SUMMARY>\n{previous or ''}\n</PREVIOUS SUMMARY>\n"
+            "<NEW LINES>\n" + "\n".join(lines) + "\n</NEW LINES>\n"
+            f"Fold the new lines into the summary, in at most {max_chars} characters. "
+            "Set user_name only if the user stated their own name."
+        )
+        messages = [
+            Message(role="system", content="You keep a concise running summary of a conversation."),
+            Message(role="user", content=prompt),
+        ]
+        try:
+            raw = await self._llm.generate_response(
+                messages, response_model=RollingSummary, model_size=ModelSize.small
+            )
+        except RateLimitError as exc:
+            raise LlmRateLimited(_retry_after(exc)) from exc
+        result = RollingSummary.model_validate(raw)
+        return RollingSummary(summary=result.summary[:max_chars], user_name=result.user_name)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def search(
+        self, *, group_id: str, query: str, limit: int, reference_time: datetime
+    ) -> SearchHits:
+        await self._ensure_prepared()
+        edge_config = EDGE_HYBRID_SEARCH_RRF.edge_config
+        node_config = NODE_HYBRID_SEARCH_RRF.node_config
+        config = SearchConfig(
+            edge_config=edge_config.model_copy(deep=True) if edge_config else None,
+            node_config=node_config.model_copy(deep=True) if node_config else None,
+            limit=limit * _OVERFETCH,
+        )
+        results = await self._graphiti.search_(query, config=config, group_ids=[group_id])
+        facts = [
+            FactHit(text=edge.fact, relevance=min(1.0, score / _RRF_METHODS))
+            for edge, score in zip(results.edges, results.edge_reranker_scores, strict=False)
+            if _valid_at(reference_time, edge.valid_at, edge.invalid_at, edge.expired_at)
+        ][:limit]
+        entities = [
+            EntityHit(
+                name=node.name,
+                summary=node.summary or node.name,
+                type=_entity_type(node.labels),
+                uuid=node.uuid,
+            )
+            for node in results.nodes
+        ][:limit]
+        return SearchHits(facts=facts, entities=entities)
+
+    async def narrative(self, *, group_id: str, episodes: int, loops: int) -> Narrative:
+        latest = await self._driver.execute_query(
+            "MATCH (e:Episodic {group_id: $group}) "
+            "WITH e ORDER BY e.valid_at DESC, e.created_at DESC LIMIT $episodes "
+            "CALL (e) { "
+            "  UNWIND coalesce(e.entity_edges, []) AS edge_uuid "
+            "  MATCH ()-[r:RELATES_TO {uuid: edge_uuid}]->() "
+            "  RETURN collect(r.fact) AS facts "
+            "} "
+            "RETURN e.valid_at AS at, e.content AS content, facts "
+            "ORDER BY at DESC",
+            params={"group": group_id, "episodes": episodes},
+        )
+        tensions = await self._driver.execute_query(
+            "MATCH (e:Episodic {group_id: $group})-[:MENTIONS]->(n:Entity:Tension) "
+            "WITH n, max(e.valid_at) AS seen "
+            "WHERE coalesce(toLower(n.status), 'unresolved') <> 'resolved' "
+            "RETURN coalesce(n.description, n.name) AS description, "
+            "coalesce(n.status, 'unresolved') AS status "
+            "ORDER BY seen DESC LIMIT $loops",
+            params={"group": group_id, "loops": loops},
+        )
+        mind = await self._latest_mentioned(group_id, "MentalState", "mood", "energy_level")
+        place = await self._latest_mentioned(group_id, "Environment", "location_type", "vibe")
+        return Narrative(
+            episodes=[
+                EpisodeDigest(
+                    reference_time=_as_datetime(row["at"]) or datetime.now(UTC),
+                    facts=list(row["facts"]),
+                    content=row["content"] or "",
+                )
+                for row in latest.records
+            ],
+            open_loops=[OpenLoop(row["description"], row["status"]) for row in tensions.records],
+            mood=mind[0] if mind else None,
+            energy_level=mind[1] if mind else None,
+            location_type=place[0] if place else None,
+            vibe=place[1] if place else None,
+        )
+
+    async def _latest_mentioned(
+        self, group_id: str, label: Literal["MentalState", "Environment"], first: str, second: str
+    ) -> tuple[str | None, str | None] | None:
+        # Labels cannot be query parameters; `label` is one of two constants, never input.
+        result = await self._driver.execute_query(
+            f"MATCH (e:Episodic {{group_id: $group}})-[:MENTIONS]->(n:Entity:{label}) "
+            f"RETURN coalesce(n.{first}, n.name) AS first, n.{second} AS second "
+            "ORDER BY e.valid_at DESC, e.created_at DESC LIMIT 1",
+            params={"group": group_id},
+        )
+        if not result.records:
+            return None
+        row = result.records[0]
+        return row["first"], row["second"]

@@ -1,0 +1,108 @@
+"""One table from exceptions to HTTP answers, all with the single error body."""
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+from neo4j.exceptions import ServiceUnavailable, SessionExpired
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from contracts import ErrorBody, ErrorCode
+from service import errors
+
+logger = logging.getLogger(__name__)
+
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_PATH = re.compile(r"at `\$\.([^`]+)`")
+
+
+def _error(status: int, code: ErrorCode, message: str, field: str | None = None) -> Response[Any]:
+    return Response(ErrorBody(error=code, message=message, field=field), status_code=status)
+
+
+def _field_of(extra: Any) -> tuple[str | None, str]:
+    """The offending field and message from Litestar's validation details."""
+    if not isinstance(extra, list) or not extra or not isinstance(extra[0], dict):
+        return None, "request is invalid"
+    detail: dict[str, Any] = extra[0]
+    message = str(detail.get("message", "request is invalid"))
+    key = detail.get("key")
+    if key in (None, "data"):
+        named = _NAMED_FIELD.search(message) or _PATH.search(message)
+        key = named.group(1) if named else None
+    return (str(key) if key is not None else None), message
+
+
+def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    field, message = _field_of(exc.extra)
+    text = f"{field}: {message}" if field and field not in message else message
+    return _error(HTTP_422_UNPROCESSABLE_ENTITY, ErrorCode.VALIDATION_ERROR, text, field)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        return _error(status, ErrorCode.BODY_TOO_LARGE, "request body is larger than allowed")
+    if isinstance(exc, NotFoundException):
+        return _error(status, ErrorCode.NOT_FOUND, exc.detail)
+    if isinstance(exc, NotAuthorizedException):
+        return _error(status, ErrorCode.UNAUTHORIZED, exc.detail)
+    if isinstance(exc, PermissionDeniedException):
+        return _error(status, ErrorCode.FORBIDDEN, exc.detail)
+    if isinstance(exc, ClientException) and status == HTTP_400_BAD_REQUEST:
+        return _error(status, ErrorCode.MALFORMED_BODY, exc.detail)
+    if status >= HTTP_500_INTERNAL_SERVER_ERROR:
+        logger.error("HTTP %s: %s", status, exc.detail)
+        return _error(status, ErrorCode.INTERNAL, "internal error")
+    return _error(status, ErrorCode.VALIDATION_ERROR, exc.detail)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: errors.SynapseError) -> Response[Any]:
+    if isinstance(exc, errors.NotFound):
+        return _error(404, ErrorCode.NOT_FOUND, exc.message, exc.field)
+    if isinstance(exc, errors.DependencyUnavailable):
+        return _error(HTTP_503_SERVICE_UNAVAILABLE, ErrorCode.UNAVAILABLE, exc.message)
+    return _error(HTTP_422_UNPROCESSABLE_ENTITY, ErrorCode.VALIDATION_ERROR, exc.message, exc.field)
+
+
+def dependency_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    which = "graph database" if isinstance(exc, ServiceUnavailable | SessionExpired) else "Redis"
+    logger.warning("%s unavailable: %s", which, type(exc).__name__)
+    response = _error(HTTP_503_SERVICE_UNAVAILABLE, ErrorCode.UNAVAILABLE, f"{which} unavailable")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error", exc_info=exc)
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL, "internal error")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    errors.SynapseError: domain_error,
+    RedisConnectionError: dependency_down,
+    RedisTimeoutError: dependency_down,
+    ServiceUnavailable: dependency_down,
+    SessionExpired: dependency_down,
+    Exception: unexpected_error,
+}

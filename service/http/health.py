@@ -1,0 +1,54 @@
+"""GET /health (liveness) and GET /ready (Redis and Neo4j reachable)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from litestar import Response, get
+from litestar.datastructures import State
+
+from contracts import DependencyStatus, HealthResponse, ReadyResponse
+from service.http.deps import resources_from
+
+_PROBE_TIMEOUT_SECONDS = 2.0
+_OFFLINE_WARNING = (
+    "LLM_PROVIDER=offline: memory extraction is a rule-based fallback, not a language model"
+)
+
+
+@get("/health", summary="Liveness: the process answers")
+async def health(state: State) -> HealthResponse:
+    settings = resources_from(state).settings
+    return HealthResponse(
+        status="ok",
+        llm_provider=settings.llm_provider,
+        offline_fallback=settings.offline_fallback,
+    )
+
+
+async def _probe(check: Callable[[], Awaitable[None]]) -> DependencyStatus:
+    try:
+        await asyncio.wait_for(check(), _PROBE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return DependencyStatus(ok=False, detail="timed out")
+    except Exception as exc:  # any failure means not ready; the type is enough for operators
+        return DependencyStatus(ok=False, detail=type(exc).__name__)
+    return DependencyStatus(ok=True)
+
+
+@get("/ready", summary="Readiness: Redis and Neo4j reachable; 503 otherwise")
+async def ready(state: State) -> Response[ReadyResponse]:
+    resources = resources_from(state)
+    settings = resources.settings
+    redis_status, neo4j_status = await asyncio.gather(
+        _probe(resources.store.ping), _probe(resources.graph.ping)
+    )
+    is_ready = redis_status.ok and neo4j_status.ok
+    body = ReadyResponse(
+        ready=is_ready,
+        redis=redis_status,
+        neo4j=neo4j_status,
+        llm_provider=settings.llm_provider,
+        offline_fallback=settings.offline_fallback,
+        warnings=[_OFFLINE_WARNING] if settings.offline_fallback else [],
+    )
+    return Response(body, status_code=200 if is_ready else 503)

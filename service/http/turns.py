@@ -1,0 +1,77 @@
+"""Turn endpoints: POST /ingest, POST /session/close, POST /session/ingest."""
+
+from typing import Any
+
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody
+
+from contracts import (
+    IngestRequest,
+    IngestResponse,
+    SessionCloseRequest,
+    SessionCloseResponse,
+    SessionIngestRequest,
+)
+from service import closing
+from service.clock import utc_now
+from service.http.strict import strict_body
+from service.ingestion import ingest_turn
+from service.jobs import JobQueue
+from service.session_store import SessionStore
+from service.settings import Settings
+
+
+@post("/ingest", status_code=200, summary="Buffer one user or assistant turn")
+async def ingest(
+    request: Request[Any, Any, Any],
+    data: JSONBody[IngestRequest],
+    store: NamedDependency[SessionStore],
+    jobs: NamedDependency[JobQueue],
+    settings: NamedDependency[Settings],
+) -> IngestResponse:
+    """Append a turn to its session's buffer. Retrying the same turn stores it once."""
+    body = await strict_body(request, IngestRequest)
+    return await ingest_turn(
+        store, jobs, body, now=utc_now(), summary_every_turns=settings.summary_every_turns
+    )
+
+
+@post("/session/close", status_code=200, summary="Close a session; its transcript goes to memory")
+async def close_session(
+    request: Request[Any, Any, Any],
+    data: JSONBody[SessionCloseRequest],
+    store: NamedDependency[SessionStore],
+    jobs: NamedDependency[JobQueue],
+) -> SessionCloseResponse:
+    """Moves the transcript into the durable outbox and answers at once; the janitor writes the
+    episode. Without sessionId, the user's most recent open session is closed. An already
+    closed session answers closed=false; an unknown one is a 404."""
+    body = await strict_body(request, SessionCloseRequest)
+    return await closing.close_session(store, jobs, body, now=utc_now())
+
+
+def session_ingest_handler(max_body_bytes: int) -> HTTPRouteHandler:
+    """Built per app, because a whole transcript may be much larger than one turn."""
+
+    @post(
+        "/session/ingest",
+        status_code=200,
+        summary="Send a whole transcript; it is closed into memory at once",
+        request_max_body_size=max_body_bytes,
+    )
+    async def session_ingest(
+        request: Request[Any, Any, Any],
+        data: JSONBody[SessionIngestRequest],
+        store: NamedDependency[SessionStore],
+        jobs: NamedDependency[JobQueue],
+        settings: NamedDependency[Settings],
+    ) -> IngestResponse:
+        """graphitiAdded is true only if the episode is already in the graph when answering."""
+        body = await strict_body(request, SessionIngestRequest)
+        return await closing.ingest_transcript(
+            store, jobs, body, now=utc_now(), wait_seconds=settings.session_ingest_wait_seconds
+        )
+
+    return session_ingest

@@ -1,0 +1,34 @@
+"""POST /ingest: record one turn in the session buffer, idempotently."""
+
+from datetime import datetime
+
+from contracts import IngestRequest, IngestResponse
+from service.jobs import JobQueue
+from service.keys import UserKeys
+from service.session_store import NewTurn, SessionStore
+
+
+async def ingest_turn(
+    store: SessionStore,
+    jobs: JobQueue,
+    request: IngestRequest,
+    *,
+    now: datetime,
+    summary_every_turns: int,
+) -> IngestResponse:
+    user = UserKeys(request.tenant_id, request.user_id)
+    turn = NewTurn(
+        role=request.role,
+        text=request.text,
+        timestamp=request.timestamp,
+        message_id=request.message_id,
+    )
+    result = await store.append_turn(
+        user.session(request.session_id),
+        turn,
+        persona_id=request.persona_id,
+        now_ms=int(now.timestamp() * 1000),
+    )
+    if result.stored and result.summary_backlog >= summary_every_turns:
+        await jobs.refresh_summary(user)
+    return IngestResponse(status="ingested", session_id=request.session_id, graphiti_added=False)

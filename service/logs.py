@@ -1,0 +1,13 @@
+"""Process logging: one line per record, never message text or secrets (callers log ids only)."""
+
+import logging
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format=_FORMAT)
+    # httpx logs every request line at INFO, which floods logs with LLM calls.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Neo4j reports every "index already exists" at INFO on each start-up.
+    logging.getLogger("neo4j.notifications").setLevel(logging.WARNING)

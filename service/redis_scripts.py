@@ -1,0 +1,237 @@
+"""Every Lua script the service runs, in one place.
+
+Scripts are how multi-key changes stay atomic: a turn, a close or an acknowledgement is either
+fully applied or not at all. Fragments are Lua functions so that /session/ingest can append a
+whole transcript and close it in one script, with exactly the rules /ingest and /session/close
+apply. Key names are built inside scripts from the prefixes passed in, so the deployment is a
+single Redis primary (with replicas), not Redis Cluster.
+"""
+
+# append_turn(prefix, session_member, idle_member, fingerprint, turn, now_ms, turn_ms, persona,
+#             tenant, user, recent_cap, retention_s, summary_cap) -> stored (0|1), buffer size,
+#             turns waiting for the rolling summary
+APPEND_TURN_FN = """
+local function append_turn(prefix, member, idle_member, fp, turn, now_ms, turn_ms, persona,
+                           tenant, user, recent_cap, retention, summary_cap)
+  local meta = prefix .. ':s:' .. member
+  local profile = prefix .. ':profile'
+  if redis.call('SADD', meta .. ':seen', fp) == 0 then
+    return {0, redis.call('LLEN', meta .. ':buf'), 0}
+  end
+  if redis.call('HGET', meta, 'state') ~= 'open' then
+    -- A new session, or new turns after a close: both start a new generation.
+    redis.call('HINCRBY', meta, 'generation', 1)
+    redis.call('HSET', meta, 'state', 'open', 'openedAtMs', now_ms)
+  end
+  if persona ~= '' then redis.call('HSET', meta, 'personaId', persona) end
+  local size = redis.call('RPUSH', meta .. ':buf', turn)
+  redis.call('RPUSH', meta .. ':recent', turn)
+  redis.call('LTRIM', meta .. ':recent', -tonumber(recent_cap), -1)
+  redis.call('HSET', meta, 'lastActivityMs', now_ms)
+  local pending = redis.call('RPUSH', prefix .. ':summary_pending', turn)
+  if pending > tonumber(summary_cap) then
+    redis.call('LTRIM', prefix .. ':summary_pending', -tonumber(summary_cap), -1)
+  end
+  local last_turn = tonumber(redis.call('HGET', profile, 'lastTurnMs') or '0')
+  if tonumber(turn_ms) > last_turn then redis.call('HSET', profile, 'lastTurnMs', turn_ms) end
+  redis.call('HSET', profile, 'tenantId', tenant, 'userId', user, 'lastActivityMs', now_ms)
+  redis.call('ZADD', prefix .. ':sessions', now_ms, member)
+  redis.call('ZADD', 'syn:idle', now_ms, idle_member)
+  redis.call('EXPIRE', meta .. ':seen', retention)
+  redis.call('EXPIRE', meta .. ':recent', retention)
+  return {1, size, pending}
+end
+"""
+
+# close_session(prefix, session_member, idle_member, user_ref, entry_base, now_ms, cutoff_ms,
+#               tenant, user, session) -> status, entry id or '', generation
+CLOSE_SESSION_FN = """
+local function close_session(prefix, member, idle_member, user_ref, entry_base, now_ms,
+                             cutoff_ms, tenant, user, session, tenant_entries)
+  local meta = prefix .. ':s:' .. member
+  local state = redis.call('HGET', meta, 'state')
+  if not state then
+    redis.call('ZREM', 'syn:idle', idle_member)
+    return {'unknown', '', '0'}
+  end
+  local generation = redis.call('HGET', meta, 'generation') or '1'
+  if state ~= 'open' then return {'already_closed', '', generation} end
+  if cutoff_ms ~= '' then
+    -- The sweep read the idle index earlier: a turn may have arrived since.
+    local last = tonumber(redis.call('HGET', meta, 'lastActivityMs') or '0')
+    if last > tonumber(cutoff_ms) then return {'active', '', generation} end
+  end
+  redis.call('HSET', meta, 'state', 'closed', 'closedAtMs', now_ms)
+  redis.call('ZREM', 'syn:idle', idle_member)
+  local turns = redis.call('LLEN', meta .. ':buf')
+  if turns == 0 then return {'empty', '', generation} end
+  local id = entry_base .. ':' .. generation
+  local entry = 'syn:ob:e:' .. id
+  redis.call('RENAME', meta .. ':buf', entry .. ':turns')
+  redis.call('HSET', entry, 'tenantId', tenant, 'userId', user, 'sessionId', session,
+    'generation', generation, 'personaId', redis.call('HGET', meta, 'personaId') or '',
+    'createdAtMs', now_ms, 'attempts', 0, 'state', 'pending', 'chunksDone', 0,
+    'turns', turns, 'nextAttemptMs', now_ms)
+  redis.call('RPUSH', prefix .. ':outbox', id)
+  redis.call('ZADD', 'syn:ob:due', 'NX', now_ms, user_ref)
+  redis.call('ZADD', tenant_entries, now_ms, id)
+  return {'closed', id, generation}
+end
+"""
+
+APPEND_TURN = (
+    APPEND_TURN_FN
+    + """
+return append_turn(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+                   ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+"""
+)
+
+CLOSE_SESSION = (
+    CLOSE_SESSION_FN
+    + """
+return close_session(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+                     ARGV[9], ARGV[10], ARGV[11])
+"""
+)
+
+# ARGV: the 11 close arguments, recent_cap, retention_s, summary_cap, persona, then
+# (fingerprint, turn, turn_ms) for every message. Returns stored count, then the close result.
+INGEST_TRANSCRIPT = (
+    APPEND_TURN_FN
+    + CLOSE_SESSION_FN
+    + """
+local stored = 0
+local i = 16
+while i <= #ARGV do
+  local result = append_turn(ARGV[1], ARGV[2], ARGV[3], ARGV[i], ARGV[i + 1], ARGV[6],
+                             ARGV[i + 2], ARGV[15], ARGV[8], ARGV[9], ARGV[12], ARGV[13],
+                             ARGV[14])
+  stored = stored + result[1]
+  i = i + 3
+end
+local closed = close_session(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],
+                             ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+return {stored, closed[1], closed[2], closed[3]}
+"""
+)
+
+READ_BRIEF = """
+-- ARGV: user_prefix, session_member ('' for none), turns
+local prefix = ARGV[1]
+local profile = redis.call('HMGET', prefix .. ':profile',
+  'timezone', 'name', 'summary', 'lastTurnMs')
+local n = tonumber(ARGV[3])
+local member = ARGV[2]
+if member == '' then
+  member = redis.call('ZREVRANGE', prefix .. ':sessions', 0, 0)[1] or ''
+end
+local buffered = 0
+local turns = {}
+if member ~= '' then
+  local session = prefix .. ':s:' .. member
+  buffered = redis.call('LLEN', session .. ':buf')
+  if n > 0 then turns = redis.call('LRANGE', session .. ':recent', -n, -1) end
+end
+if #turns == 0 and n > 0 then
+  -- An empty or new session: continue from the user's most recent other session.
+  for _, other in ipairs(redis.call('ZREVRANGE', prefix .. ':sessions', 0, 1)) do
+    if other ~= member then
+      turns = redis.call('LRANGE', prefix .. ':s:' .. other .. ':recent', -n, -1)
+      break
+    end
+  end
+end
+return {profile, buffered, turns}
+"""
+
+RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+SETTLE_IF_EMPTY = """
+-- KEYS: user_outbox, due; ARGV: user_ref. Atomic, so a close cannot slip in between.
+if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 0
+"""
+
+CHUNK_DONE = """
+-- KEYS: lease, entry, user_episodes; ARGV: token, chunks_done, episode_uuid, keep
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'chunksDone', ARGV[2])
+local done = redis.call('HGET', KEYS[2], 'episodeUuids')
+redis.call('HSET', KEYS[2], 'episodeUuids', done and (done .. ',' .. ARGV[3]) or ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
+return 1
+"""
+
+ACK_ENTRY = """
+-- KEYS: lease, user_outbox, entry, entry_turns, due, tenant_entries, meta
+-- ARGV: token, entry_id, user_ref, now_ms, generation
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('LREM', KEYS[2], 1, ARGV[2])
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[6], ARGV[2])
+if redis.call('EXISTS', KEYS[7]) == 1 and
+   tonumber(redis.call('HGET', KEYS[7], 'flushedGeneration') or '0') < tonumber(ARGV[5]) then
+  redis.call('HSET', KEYS[7], 'flushedGeneration', ARGV[5])
+end
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[3])
+else
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
+end
+return 1
+"""
+
+FAIL_ENTRY = """
+-- KEYS: lease, entry, user_outbox, due, dead
+-- ARGV: token, entry_id, user_ref, now_ms, error, max_attempts, base_ms, cap_ms, retry_after_ms|''
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost', 0, 0} end
+local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+local now = tonumber(ARGV[4])
+redis.call('HSET', KEYS[2], 'lastError', ARGV[5], 'lastAttemptMs', ARGV[4])
+if attempts >= tonumber(ARGV[6]) then
+  redis.call('HSET', KEYS[2], 'state', 'dead', 'diedAtMs', ARGV[4])
+  redis.call('LREM', KEYS[3], 1, ARGV[2])
+  redis.call('ZADD', KEYS[5], now, ARGV[2])
+  if redis.call('LLEN', KEYS[3]) == 0 then
+    redis.call('ZREM', KEYS[4], ARGV[3])
+  else
+    redis.call('ZADD', KEYS[4], now, ARGV[3])
+  end
+  return {'dead', attempts, now}
+end
+local delay = math.min(tonumber(ARGV[7]) * 2 ^ (attempts - 1), tonumber(ARGV[8]))
+if ARGV[9] ~= '' then delay = math.max(delay, tonumber(ARGV[9])) end
+local next_at = now + math.floor(delay)
+redis.call('HSET', KEYS[2], 'state', 'retrying', 'nextAttemptMs', next_at)
+redis.call('ZADD', KEYS[4], next_at, ARGV[3])
+return {'retrying', attempts, next_at}
+"""
+
+REDRIVE_ENTRY = """
+-- KEYS: dead, entry, user_outbox, due; ARGV: entry_id, user_ref, now_ms
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'state', 'pending', 'attempts', 0, 'nextAttemptMs', ARGV[3])
+redis.call('LPUSH', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+return 1
+"""
+
+CONSUME_SUMMARY_LINES = """
+-- KEYS: pending, profile; ARGV: consumed_count, summary, name|''
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+redis.call('HSET', KEYS[2], 'summary', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[3]) end
+return 1
+"""

@@ -1,0 +1,168 @@
+"""Process settings, read once from the environment at start-up.
+
+Names and defaults are fixed by DESIGN.md; README.md's configuration table lists them all.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+LlmProvider = Literal["openai", "openai-compatible", "offline"]
+_PROVIDERS: tuple[LlmProvider, ...] = ("openai", "openai-compatible", "offline")
+
+# /brief keeps at most this many recent turns per session for working memory.
+MAX_WORKING_MEMORY_TURNS = 50
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the service cannot start with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = ""
+    llm_provider: LlmProvider = "offline"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4.1-mini"
+    llm_small_model: str = "gpt-4.1-nano"
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dim: int = 1024
+    internal_token: str | None = None
+    session_idle_seconds: int = 900
+    janitor_sweep_seconds: int = 30
+    working_memory_turns: int = 6
+    # Largest accepted request body for the per-turn endpoints and for /session/ingest.
+    max_body_bytes: int = 256 * 1024
+    max_transcript_body_bytes: int = 4 * 1024 * 1024
+    # How long closed-session state (dedupe keys, recent turns) is kept in Redis.
+    session_retention_seconds: int = 30 * 24 * 3600
+    log_level: str = "INFO"
+    # Per-request LLM budget and the SDK's own retries (which honour Retry-After) before the
+    # outbox's backoff takes over.
+    llm_timeout_seconds: int = 120
+    llm_max_retries: int = 2
+    # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
+    janitor_lease_seconds: int = 60
+    janitor_max_attempts: int = 8
+    janitor_backoff_base_ms: int = 5_000
+    janitor_backoff_max_ms: int = 15 * 60 * 1000
+    janitor_max_jobs: int = 8
+    # The rolling summary is refreshed after this many new turns, and at every close.
+    summary_every_turns: int = 6
+    summary_max_chars: int = 1_200
+    # /session/ingest may wait this long for its episode to land before answering.
+    session_ingest_wait_seconds: float = 0.0
+
+    @property
+    def offline_fallback(self) -> bool:
+        return self.llm_provider == "offline"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        def text(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def optional(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
+        def integer(name: str, default: int, *, low: int, high: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+            return value
+
+        api_key = optional("OPENAI_API_KEY")
+        provider_raw = text("LLM_PROVIDER", "openai" if api_key else "offline")
+        if provider_raw not in _PROVIDERS:
+            raise SettingsError(f"LLM_PROVIDER must be one of {', '.join(_PROVIDERS)}")
+        provider: LlmProvider = provider_raw
+        base_url = optional("OPENAI_BASE_URL")
+        if provider == "openai" and not api_key:
+            raise SettingsError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
+        if provider == "openai-compatible" and not base_url:
+            raise SettingsError("LLM_PROVIDER=openai-compatible needs OPENAI_BASE_URL")
+
+        defaults = cls()
+        return cls(
+            host=text("SYNAPSE_HOST", defaults.host),
+            port=integer("SYNAPSE_PORT", defaults.port, low=1, high=65535),
+            redis_url=text("REDIS_URL", defaults.redis_url),
+            neo4j_uri=text("NEO4J_URI", defaults.neo4j_uri),
+            neo4j_user=text("NEO4J_USER", defaults.neo4j_user),
+            neo4j_password=env.get("NEO4J_PASSWORD", ""),
+            llm_provider=provider,
+            openai_api_key=api_key,
+            openai_base_url=base_url,
+            llm_model=text("LLM_MODEL", defaults.llm_model),
+            llm_small_model=text("LLM_SMALL_MODEL", defaults.llm_small_model),
+            embedding_model=text("EMBEDDING_MODEL", defaults.embedding_model),
+            embedding_dim=integer("EMBEDDING_DIM", defaults.embedding_dim, low=8, high=8192),
+            internal_token=optional("INTERNAL_TOKEN"),
+            session_idle_seconds=integer(
+                "SESSION_IDLE_SECONDS", defaults.session_idle_seconds, low=1, high=30 * 24 * 3600
+            ),
+            janitor_sweep_seconds=integer(
+                "JANITOR_SWEEP_SECONDS", defaults.janitor_sweep_seconds, low=1, high=3600
+            ),
+            working_memory_turns=integer(
+                "WORKING_MEMORY_TURNS",
+                defaults.working_memory_turns,
+                low=0,
+                high=MAX_WORKING_MEMORY_TURNS,
+            ),
+            max_body_bytes=integer(
+                "MAX_BODY_BYTES", defaults.max_body_bytes, low=1024, high=64 * 1024 * 1024
+            ),
+            max_transcript_body_bytes=integer(
+                "MAX_TRANSCRIPT_BODY_BYTES",
+                defaults.max_transcript_body_bytes,
+                low=1024,
+                high=256 * 1024 * 1024,
+            ),
+            session_retention_seconds=integer(
+                "SESSION_RETENTION_SECONDS",
+                defaults.session_retention_seconds,
+                low=60,
+                high=3650 * 24 * 3600,
+            ),
+            log_level=text("LOG_LEVEL", defaults.log_level).upper(),
+            llm_timeout_seconds=integer(
+                "LLM_TIMEOUT_SECONDS", defaults.llm_timeout_seconds, low=1, high=3600
+            ),
+            llm_max_retries=integer("LLM_MAX_RETRIES", defaults.llm_max_retries, low=0, high=10),
+            janitor_lease_seconds=integer(
+                "JANITOR_LEASE_SECONDS", defaults.janitor_lease_seconds, low=1, high=3600
+            ),
+            janitor_max_attempts=integer(
+                "JANITOR_MAX_ATTEMPTS", defaults.janitor_max_attempts, low=1, high=100
+            ),
+            janitor_backoff_base_ms=integer(
+                "JANITOR_BACKOFF_BASE_MS", defaults.janitor_backoff_base_ms, low=1, high=3_600_000
+            ),
+            janitor_backoff_max_ms=integer(
+                "JANITOR_BACKOFF_MAX_MS", defaults.janitor_backoff_max_ms, low=1, high=86_400_000
+            ),
+            janitor_max_jobs=integer(
+                "JANITOR_MAX_JOBS", defaults.janitor_max_jobs, low=1, high=256
+            ),
+            summary_every_turns=integer(
+                "SUMMARY_EVERY_TURNS", defaults.summary_every_turns, low=1, high=1000
+            ),
+            summary_max_chars=integer(
+                "SUMMARY_MAX_CHARS", defaults.summary_max_chars, low=100, high=20_000
+            ),
+            session_ingest_wait_seconds=integer("SESSION_INGEST_WAIT_SECONDS", 0, low=0, high=60),
+        )

@@ -1,0 +1,52 @@
+"""The rolling summary behind /brief: new turns folded into a bounded per-user summary.
+
+Runs in the janitor (never on /brief's path) every few turns and at every close. The user's own
+name, when the summariser hears them state it, becomes /brief's identity.
+"""
+
+from redis.asyncio import Redis
+
+from service import redis_scripts
+from service.graph import GraphMemory
+from service.keys import UserKeys
+from service.redis_io import resolved
+from service.session_store import decode_turn
+
+# Turns folded into the summary per model call.
+BATCH_TURNS = 200
+_MAX_NAME_CHARS = 64
+
+
+def _clean_name(name: str | None) -> str:
+    if not name:
+        return ""
+    name = " ".join(name.split())
+    if not name.isprintable() or len(name) > _MAX_NAME_CHARS:
+        return ""
+    return name
+
+
+class Summarizer:
+    def __init__(self, redis: "Redis", graph: GraphMemory, *, max_chars: int) -> None:
+        self._redis = redis
+        self._graph = graph
+        self._max_chars = max_chars
+        self._consume = redis.register_script(redis_scripts.CONSUME_SUMMARY_LINES)
+
+    async def refresh(self, user: UserKeys) -> bool:
+        """Fold the user's pending turns into their summary; False when nothing was pending."""
+        raw: list[str] = await resolved(
+            self._redis.lrange(user.summary_pending, 0, BATCH_TURNS - 1)
+        )
+        if not raw:
+            return False
+        turns = [decode_turn(item) for item in raw]
+        previous = await resolved(self._redis.hget(user.profile, "summary"))
+        result = await self._graph.summarize(
+            previous, [f"{turn.role}: {turn.text}" for turn in turns], self._max_chars
+        )
+        await self._consume(
+            keys=[user.summary_pending, user.profile],
+            args=[len(raw), result.summary, _clean_name(result.user_name)],
+        )
+        return True

@@ -1,0 +1,35 @@
+"""Reads the test Neo4j directly, to check what Graphiti really stored."""
+
+from neo4j import AsyncDriver
+
+
+class GraphProbe:
+    def __init__(self, driver: AsyncDriver) -> None:
+        self._driver = driver
+
+    async def episodes(self, group: str) -> list[dict[str, object]]:
+        records, _, _ = await self._driver.execute_query(
+            "MATCH (e:Episodic {group_id: $group}) "
+            "RETURN e.uuid AS uuid, e.name AS name, e.content AS content, "
+            "e.source_description AS source, e.created_at AS created_at "
+            "ORDER BY e.created_at",
+            group=group,
+        )
+        return [dict(record) for record in records]
+
+    async def episode_count(self, group: str) -> int:
+        return len(await self.episodes(group))
+
+    async def entity_names(self, group: str) -> list[str]:
+        records, _, _ = await self._driver.execute_query(
+            "MATCH (n:Entity {group_id: $group}) RETURN n.name AS name ORDER BY name",
+            group=group,
+        )
+        return [record["name"] for record in records]
+
+    async def facts(self, group: str) -> list[str]:
+        records, _, _ = await self._driver.execute_query(
+            "MATCH (:Entity)-[r:RELATES_TO {group_id: $group}]->(:Entity) RETURN r.fact AS fact",
+            group=group,
+        )
+        return [record["fact"] for record in records]

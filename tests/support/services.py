@@ -1,0 +1,63 @@
+"""Real Redis and Neo4j for the test session, through deploy/dev/services.sh.
+
+Set SYNAPSE_TEST_REDIS_URL and SYNAPSE_TEST_NEO4J_URI to reuse servers that are already running
+(fast local iteration); otherwise the session starts its own on dedicated loopback ports, in a
+run directory of its own, and stops exactly what it started.
+"""
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES_SCRIPT = REPO / "deploy" / "dev" / "services.sh"
+TEST_REDIS_PORT = 6391
+TEST_NEO4J_PORT = 7691
+
+
+@dataclass(frozen=True)
+class BackingServices:
+    redis_url: str
+    neo4j_uri: str
+    run_dir: Path | None
+    redis_port: int
+    started_here: bool
+
+    def script(self, *commands: str) -> None:
+        """Run services.sh against this session's run directory (e.g. restart Redis)."""
+        if self.run_dir is None:
+            raise RuntimeError("services were provided from outside; cannot control them")
+        for command in commands:
+            subprocess.run([str(SERVICES_SCRIPT), command], env=self._env(), check=True)
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SYNAPSE_RUN_DIR": str(self.run_dir),
+            "REDIS_PORT": str(TEST_REDIS_PORT),
+            "NEO4J_BOLT_PORT": str(TEST_NEO4J_PORT),
+            "NEO4J_PASSWORD": "",
+        }
+
+
+def start_backing_services() -> BackingServices:
+    redis_url = os.environ.get("SYNAPSE_TEST_REDIS_URL")
+    neo4j_uri = os.environ.get("SYNAPSE_TEST_NEO4J_URI")
+    if redis_url and neo4j_uri:
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        return BackingServices(redis_url, neo4j_uri, None, port, started_here=False)
+    services = BackingServices(
+        redis_url=f"redis://127.0.0.1:{TEST_REDIS_PORT}/0",
+        neo4j_uri=f"bolt://127.0.0.1:{TEST_NEO4J_PORT}",
+        run_dir=REPO / ".run" / "test",
+        redis_port=TEST_REDIS_PORT,
+        started_here=True,
+    )
+    services.script("start")
+    return services
+
+
+def stop_backing_services(services: BackingServices) -> None:
+    if services.started_here:
+        services.script("stop")
