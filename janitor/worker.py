@@ -1,0 +1,98 @@
+"""The janitor's composition root: an arq worker whose startup opens the process's clients and
+starts the sweep and pump loops, and whose shutdown drains them.
+
+`python -m janitor` runs it; `WorkerSettings` is also what `arq --check` (the liveness probe)
+reads to find the queue's health-check key.
+"""
+
+import logging
+import os
+from typing import Any
+
+from arq import Retry
+from arq.connections import RedisSettings
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker, func
+
+from janitor.runtime import JanitorLoops, Pump, Sweeper
+from service.graph import LlmRateLimited
+from service.jobs import REFRESH_SUMMARY
+from service.keys import UserKeys
+from service.logs import configure_logging
+from service.resources import Resources
+from service.settings import Settings
+from service.summaries import Summarizer
+
+logger = logging.getLogger(__name__)
+
+# Shutdown budget for in-flight flushes before they are abandoned to the outbox.
+DRAIN_SECONDS = 20.0
+SUMMARY_RETRY_SECONDS = 30
+
+
+async def refresh_summary(ctx: dict[str, Any], user_ref: str) -> bool:
+    summarizer: Summarizer = ctx["summarizer"]
+    try:
+        return await summarizer.refresh(UserKeys.from_ref(user_ref))
+    except LlmRateLimited as exc:
+        raise Retry(defer=exc.retry_after_seconds or SUMMARY_RETRY_SECONDS) from exc
+
+
+def _startup(settings: Settings) -> WorkerCoroutine:
+    async def startup(ctx: dict[str, Any]) -> None:
+        resources = await Resources.open(settings)
+        ctx["resources"] = resources
+        ctx["summarizer"] = Summarizer(
+            resources.redis, resources.graph, max_chars=settings.summary_max_chars
+        )
+        loops = JanitorLoops(
+            Sweeper(resources.store, resources.jobs, idle_seconds=settings.session_idle_seconds),
+            Pump(resources.outbox, resources.flusher, max_parallel=settings.janitor_max_jobs),
+            sweep_seconds=settings.janitor_sweep_seconds,
+        )
+        loops.start()
+        ctx["loops"] = loops
+        logger.info("janitor started (LLM provider %s)", settings.llm_provider)
+
+    return startup
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    loops: JanitorLoops | None = ctx.get("loops")
+    if loops is not None:
+        await loops.stop(DRAIN_SECONDS)
+    resources: Resources | None = ctx.get("resources")
+    if resources is not None:
+        await resources.close()
+    logger.info("janitor stopped")
+
+
+def functions() -> list[Function]:
+    return [func(refresh_summary, name=REFRESH_SUMMARY, keep_result=0, max_tries=5, timeout=300)]
+
+
+def create_worker(settings: Settings) -> Worker:
+    return Worker(
+        functions=functions(),
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=_startup(settings),
+        on_shutdown=_shutdown,
+        max_jobs=settings.janitor_max_jobs,
+        handle_signals=True,
+        health_check_interval=30,
+        job_timeout=300,
+        keep_result=0,
+    )
+
+
+class WorkerSettings:
+    """For `arq --check janitor.worker.WorkerSettings`: only the Redis location is read."""
+
+    redis_settings = RedisSettings.from_dsn(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    functions = functions()
+
+
+def main() -> None:
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    create_worker(settings).run()
