@@ -184,7 +184,16 @@ class LexicalCrossEncoder(CrossEncoderClient):
         return sorted(scored, key=lambda pair: pair[1], reverse=True)
 
 
-def build_clients(settings: Settings) -> tuple[LLMClient, EmbedderClient, CrossEncoderClient]:
+@dataclass(frozen=True, slots=True)
+class Clients:
+    llm: LLMClient
+    embedder: EmbedderClient
+    cross_encoder: CrossEncoderClient
+    # The one HTTP client all three share (None offline); Graphiti never closes it.
+    sdk: AsyncOpenAI | None
+
+
+def build_clients(settings: Settings) -> Clients:
     config = LLMConfig(
         api_key=settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url,
@@ -192,6 +201,7 @@ def build_clients(settings: Settings) -> tuple[LLMClient, EmbedderClient, CrossE
         small_model=settings.llm_small_model,
     )
     llm: LLMClient
+    sdk: AsyncOpenAI | None = None
     if settings.llm_provider == "offline":
         llm = OfflineLLMClient(config)
         embedder: EmbedderClient = HashingEmbedder(settings.embedding_dim)
@@ -218,7 +228,7 @@ def build_clients(settings: Settings) -> tuple[LLMClient, EmbedderClient, CrossE
         )
         cross_encoder = OpenAIRerankerClient(config=config, client=sdk)
     llm.token_tracker = _AttributingTracker()  # type: ignore[no-untyped-call]  # untyped upstream
-    return llm, embedder, cross_encoder
+    return Clients(llm, embedder, cross_encoder, sdk)
 
 
 # --- results --------------------------------------------------------------------------------
@@ -344,10 +354,11 @@ _OVERFETCH = 3
 class GraphMemory:
     """Owns the Graphiti client and its Neo4j driver for the life of a process."""
 
-    def __init__(self, graphiti: Graphiti, driver: Neo4jDriver, llm: LLMClient) -> None:
+    def __init__(self, graphiti: Graphiti, driver: Neo4jDriver, clients: Clients) -> None:
         self._graphiti = graphiti
         self._driver = driver
-        self._llm = llm
+        self._clients = clients
+        self._llm = clients.llm
         self._prepared = False
 
     @classmethod
@@ -360,11 +371,14 @@ class GraphMemory:
         if driver._init_task is not None:
             driver._init_task.cancel()
             driver._init_task = None
-        llm, embedder, cross_encoder = build_clients(settings)
+        clients = build_clients(settings)
         graphiti = Graphiti(
-            graph_driver=driver, llm_client=llm, embedder=embedder, cross_encoder=cross_encoder
+            graph_driver=driver,
+            llm_client=clients.llm,
+            embedder=clients.embedder,
+            cross_encoder=clients.cross_encoder,
         )
-        return cls(graphiti, driver, llm)
+        return cls(graphiti, driver, clients)
 
     async def prepare(self) -> None:
         """Create Graphiti's indices if missing. Idempotent; never deletes existing ones."""
@@ -388,6 +402,8 @@ class GraphMemory:
 
     async def close(self) -> None:
         await self._graphiti.close()  # type: ignore[no-untyped-call]  # untyped upstream
+        if self._clients.sdk is not None:
+            await self._clients.sdk.close()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -395,7 +411,8 @@ class GraphMemory:
         result = await self._driver.execute_query(
             "MATCH (e:Episodic {uuid: $uuid}) "
             "OPTIONAL MATCH (e)-[m:MENTIONS]->() "
-            "RETURN count(m) AS mentions",
+            # Grouped by e: no row at all when the episode does not exist.
+            "RETURN e.uuid AS uuid, count(m) AS mentions",
             params={"uuid": uuid},
         )
         if not result.records:

@@ -8,10 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from neo4j import AsyncGraphDatabase
 from redis.asyncio import Redis
 
 from contracts import SynapseClient
+from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory, RunningApi, base_env
+from tests.support.graph_probe import GraphProbe
+from tests.support.janitor import JanitorFactory, JanitorProcess
 from tests.support.services import (
     BackingServices,
     start_backing_services,
@@ -68,3 +72,54 @@ async def client(api: RunningApi) -> AsyncIterator[SynapseClient]:
 def tenant() -> str:
     """A tenant id no other test uses, so graph data never crosses tests."""
     return f"tenant-{uuid.uuid4().hex[:12]}"
+
+
+INTERNAL_TOKEN = "test-internal-token"
+
+# Fast clocks for the janitor in tests; individual tests override what they are about.
+FAST_JANITOR = {
+    "JANITOR_SWEEP_SECONDS": "1",
+    "SESSION_IDLE_SECONDS": "3600",
+    "JANITOR_BACKOFF_BASE_MS": "200",
+    "JANITOR_BACKOFF_MAX_MS": "2000",
+    "JANITOR_LEASE_SECONDS": "3",
+    "LLM_MAX_RETRIES": "0",
+    "INTERNAL_TOKEN": INTERNAL_TOKEN,
+}
+
+
+@pytest.fixture
+def llm_env(standin_fresh: StandinServer) -> dict[str, str]:
+    """Settings that send every LLM and embedding call to the stand-in through the real SDK."""
+    return {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": standin_fresh.base_url,
+        "LLM_MODEL": "standin-large",
+        "LLM_SMALL_MODEL": "standin-small",
+        "EMBEDDING_DIM": str(standin_fresh.embedding_dim),
+        **FAST_JANITOR,
+    }
+
+
+@pytest.fixture
+def janitor_factory(backing_services: BackingServices, redis: Redis) -> Iterator[JanitorFactory]:
+    """Start `python -m janitor` processes with env overrides; all stopped after the test."""
+    started: list[JanitorProcess] = []
+
+    def start(**overrides: str) -> JanitorProcess:
+        env = base_env(backing_services.redis_url, backing_services.neo4j_uri, **overrides)
+        janitor = JanitorProcess(env).start()
+        started.append(janitor)
+        return janitor
+
+    yield start
+    for janitor in started:
+        janitor.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def graph_probe(backing_services: BackingServices) -> AsyncIterator[GraphProbe]:
+    driver = AsyncGraphDatabase.driver(backing_services.neo4j_uri, auth=("neo4j", ""))
+    yield GraphProbe(driver)
+    await driver.close()

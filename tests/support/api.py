@@ -62,6 +62,8 @@ def base_env(redis_url: str, neo4j_uri: str, **overrides: str) -> dict[str, str]
         "NEO4J_PASSWORD": "",
         "LLM_PROVIDER": "offline",
         "LOG_LEVEL": "WARNING",
+        # One dimension for every test group: the stand-in's (tests/standin/plugin.py).
+        "EMBEDDING_DIM": "256",
     }
     env.update(overrides)
     return env

@@ -10,8 +10,10 @@ class GraphProbe:
     async def episodes(self, group: str) -> list[dict[str, object]]:
         records, _, _ = await self._driver.execute_query(
             "MATCH (e:Episodic {group_id: $group}) "
+            "OPTIONAL MATCH (e)-[m:MENTIONS]->() "
+            "WITH e, count(m) AS mentions "
             "RETURN e.uuid AS uuid, e.name AS name, e.content AS content, "
-            "e.source_description AS source, e.created_at AS created_at "
+            "e.source_description AS source, e.created_at AS created_at, mentions "
             "ORDER BY e.created_at",
             group=group,
         )
@@ -19,6 +21,10 @@ class GraphProbe:
 
     async def episode_count(self, group: str) -> int:
         return len(await self.episodes(group))
+
+    async def processed_episode_count(self, group: str) -> int:
+        """Episodes whose extraction was written (a bare pre-saved node does not count)."""
+        return sum(1 for e in await self.episodes(group) if int(str(e["mentions"])) > 0)
 
     async def entity_names(self, group: str) -> list[str]:
         records, _, _ = await self._driver.execute_query(

@@ -63,6 +63,9 @@ class JanitorProcess:
 
     def cleanup(self) -> None:
         self.stop()
+        # Captured by pytest and shown only when the test failed.
+        print(f"--- janitor {self._process.pid if self._process else '?'} log tail ---")
+        print(self.log_tail())
         self._log.unlink(missing_ok=True)
 
 
