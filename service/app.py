@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
+        # Logging is configured once for the process (service/logs.py), not again by Litestar.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Synapse",
             version="1.0.0",

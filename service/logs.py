@@ -9,5 +9,6 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format=_FORMAT)
     # httpx logs every request line at INFO, which floods logs with LLM calls.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Neo4j reports every "index already exists" at INFO on each start-up.
-    logging.getLogger("neo4j.notifications").setLevel(logging.WARNING)
+    # Neo4j turns schema notes ("index already exists", "property key does not exist yet" on a
+    # new database) into log records; none of them is actionable.
+    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)

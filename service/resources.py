@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 # Start-up does not wait longer than this for Neo4j; the graph is prepared on first use instead.
 PREPARE_TIMEOUT_SECONDS = 5.0
+PREPARE_LOCK = "syn:lock:graph-prepare"
 
 
 @dataclass(slots=True)
@@ -52,7 +53,10 @@ class Resources:
         # and the Redis-only endpoints serve meanwhile. Graphiti's index build is not
         # cancelled midway (it would leave coroutines never awaited), hence the probe first.
         if await graph.reachable(PREPARE_TIMEOUT_SECONDS):
-            await graph.prepare()
+            # API and janitor replicas start together; creating the same index concurrently
+            # makes Neo4j report "equivalent index already exists", so one prepares at a time.
+            async with redis.lock(PREPARE_LOCK, timeout=120, blocking_timeout=120):
+                await graph.prepare()
         else:
             logger.warning("graph indices not prepared: Neo4j unreachable at start-up")
         if settings.offline_fallback:

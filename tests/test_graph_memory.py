@@ -587,3 +587,79 @@ async def test_debug_close_user_sessions_closes_every_open_session(
         ("s1", "closed"),
         ("s2", "closed"),
     ]
+
+
+async def test_facts_are_only_those_valid_at_the_reference_time(
+    stack_factory: StackFactory, tenant: str, graph_probe: GraphProbe
+) -> None:
+    stack = await stack_factory()
+    await _converse(stack.client, tenant)
+    await stack.client.close_session(
+        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
+    )
+    await _wait_for_episodes(graph_probe, tenant, 1)
+
+    async def facts_at(moment: str) -> list[str]:
+        answer = await stack.client.memory_query(
+            MemoryQueryRequest(
+                tenant_id=tenant, user_id="user-1", query="dentist", reference_time=at(moment)
+            )
+        )
+        return [fact.text for fact in answer.facts]
+
+    # The conversation happened on 2026-02-03: a month earlier nothing of it was true yet.
+    assert await facts_at("2026-01-01T00:00:00Z") == []
+    assert any("dentist" in text.lower() for text in await facts_at("2026-02-04T00:00:00Z"))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({"limit": 0}, "limit", id="limit-zero"),
+        pytest.param({"limit": 51}, "limit", id="limit-over-max"),
+        pytest.param({"limit": "10"}, "limit", id="limit-a-string"),
+        pytest.param({"query": ""}, "query", id="empty-query"),
+        pytest.param({"referenceTime": "soon"}, "referenceTime", id="bad-reference-time"),
+        pytest.param({"sessionId": "s"}, "sessionId", id="unknown-field"),
+    ],
+)
+async def test_invalid_memory_query_is_a_422_naming_the_field(
+    api: RunningApi, tenant: str, body: dict[str, object], field: str
+) -> None:
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        response = await http.post(
+            "/memory/query", json={"tenantId": tenant, "userId": "u", "query": "x", **body}
+        )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+async def test_retry_after_from_the_llm_delays_the_next_attempt(
+    stack_factory: StackFactory, standin_fresh: StandinServer, tenant: str, graph_probe: GraphProbe
+) -> None:
+    stack = await stack_factory()
+    standin_fresh.inject_failures(429, count=1, retry_after=30, paths="/v1/responses")
+    await _converse(stack.client, tenant)
+    await stack.client.close_session(
+        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
+    )
+
+    outbox = await eventually(
+        lambda: stack.debug("outbox", tenantId=tenant),
+        lambda r: r.json()["counts"]["retrying"] == 1,
+        what="an entry waiting to retry",
+    )
+    entry = outbox.json()["entries"][0]
+    waited = at(entry["nextAttemptAt"]) - at(entry["createdAt"])
+    # Backoff alone would be 200 ms here; the server asked for 30 s.
+    assert waited.total_seconds() >= 30
+    assert "RateLimit" in entry["lastError"]
+    assert await _episodes(graph_probe, tenant) == 0
+
+    # Operators can still force it: emit now ignores the schedule.
+    emitted = await stack.debug_post(
+        "emit_raw_episode", tenantId=tenant, userId="user-1", sessionId="session-1"
+    )
+    assert emitted.json()["acked"] == 1
+    assert await _episodes(graph_probe, tenant) == 1
