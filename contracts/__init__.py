@@ -10,6 +10,16 @@ from contracts.brief import (
     Turn,
 )
 from contracts.client import SynapseClient, SynapseError
+from contracts.data_rights import (
+    AuditEntry,
+    AuditLogView,
+    ExportedEpisode,
+    ExportedFact,
+    ExportedOutboxEntry,
+    ExportedSession,
+    UserDeletion,
+    UserExport,
+)
 from contracts.debug import (
     DebugCloseResponse,
     DebugEmitResponse,
@@ -48,6 +58,8 @@ from contracts.turns import (
 
 __all__ = [
     "ActiveLoop",
+    "AuditEntry",
+    "AuditLogView",
     "BriefMetadata",
     "BriefRequest",
     "BriefResponse",
@@ -61,6 +73,10 @@ __all__ = [
     "EpisodeCostView",
     "ErrorBody",
     "ErrorCode",
+    "ExportedEpisode",
+    "ExportedFact",
+    "ExportedOutboxEntry",
+    "ExportedSession",
     "Fact",
     "HealthResponse",
     "Identity",
@@ -89,4 +105,6 @@ __all__ = [
     "TimeOfDay",
     "Turn",
     "UsageTotals",
+    "UserDeletion",
+    "UserExport",
 ]

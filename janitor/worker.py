@@ -43,7 +43,10 @@ def _startup(settings: Settings) -> WorkerCoroutine:
         resources = await Resources.open(settings)
         ctx["resources"] = resources
         ctx["summarizer"] = Summarizer(
-            resources.redis, resources.graph, max_chars=settings.summary_max_chars
+            resources.redis,
+            resources.graph,
+            resources.redactor,
+            max_chars=settings.summary_max_chars,
         )
         loops = JanitorLoops(
             Sweeper(resources.store, resources.jobs, idle_seconds=settings.session_idle_seconds),

@@ -1,6 +1,7 @@
 """The API's composition root: the only place that wires routes, dependencies, lifespan and
 error handling."""
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,27 +15,47 @@ from service.http import brief, health, memory, turns
 from service.http.debug import debug_router
 from service.http.deps import (
     RESOURCES_KEY,
+    provide_audit,
     provide_graph,
     provide_jobs,
     provide_operator,
     provide_resources,
     provide_settings,
     provide_store,
+    provide_user_data,
 )
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.users import users_router
 from service.logs import configure_logging
 from service.resources import Resources
-from service.settings import Settings
+from service.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+_OPEN_MODE_REFUSED = (
+    "refusing to serve on {host} without API keys: set SYNAPSE_TENANTS_FILE to a file with "
+    "keys (or bind to 127.0.0.1 for local development)"
+)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env(os.environ)
     configure_logging(settings.log_level)
+    if settings.tenants_file is None and not settings.binds_loopback:
+        raise SettingsError(_OPEN_MODE_REFUSED.format(host=settings.host))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         resources = await Resources.open(settings)
         app.state[RESOURCES_KEY] = resources
+        if resources.tenants.open_mode and not settings.binds_loopback:
+            await resources.close()
+            raise SettingsError(_OPEN_MODE_REFUSED.format(host=settings.host))
+        if resources.tenants.open_mode:
+            logger.warning(
+                "no API keys configured (SYNAPSE_TENANTS_FILE): open mode, every caller is "
+                "trusted and no quota applies; allowed only on a loopback address"
+            )
         try:
             yield
         finally:
@@ -51,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health.health,
             health.ready,
             debug_router(),
+            users_router(),
         ],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
@@ -59,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "graph": Provide(provide_graph, sync_to_thread=False),
             "resources": Provide(provide_resources, sync_to_thread=False),
             "operator": Provide(provide_operator, sync_to_thread=False),
+            "audit": Provide(provide_audit, sync_to_thread=False),
+            "user_data": Provide(provide_user_data, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

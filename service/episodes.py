@@ -8,6 +8,8 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+from contracts import Role
+
 # uuid5 namespace for every id Synapse derives; fixed forever (changing it re-creates episodes).
 SYNAPSE_NAMESPACE = uuid.UUID("5b0f3c1e-7d2a-4c55-9a3e-2f6d8c1b9e40")
 
@@ -35,7 +37,7 @@ def episode_uuid(tenant_id: str, user_id: str, session_id: str, generation: int,
 
 @dataclass(frozen=True, slots=True)
 class TranscriptLine:
-    role: str
+    role: Role
     text: str
     timestamp: str
 

@@ -20,3 +20,23 @@ class NotFound(SynapseError):
 
 class DependencyUnavailable(SynapseError):
     """A backing service (Redis, Neo4j, the LLM) cannot be reached right now."""
+
+
+class Unauthorized(SynapseError):
+    """No API key, or one that belongs to no tenant."""
+
+
+class Forbidden(SynapseError):
+    """The key is valid but belongs to another tenant than the request names."""
+
+
+class RateLimited(SynapseError):
+    """A tenant's request rate or daily turn quota is used up. Nothing was written."""
+
+    def __init__(
+        self, message: str, *, limit: int, remaining: int, retry_after_seconds: int
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.remaining = remaining
+        self.retry_after_seconds = retry_after_seconds

@@ -17,6 +17,7 @@ from service.episodes import chunk_transcript, episode_body, episode_uuid, group
 from service.graph import GraphMemory, LlmRateLimited
 from service.keys import UserKeys
 from service.outbox import FailOutcome, Lease, Outbox, OutboxEntry
+from service.redaction import Redactor
 from service.usage import UsageLedger
 
 logger = logging.getLogger(__name__)
@@ -53,12 +54,18 @@ class LeaseLost(Exception):
 
 class Flusher:
     def __init__(
-        self, outbox: Outbox, graph: GraphMemory, ledger: UsageLedger, policy: FlushPolicy
+        self,
+        outbox: Outbox,
+        graph: GraphMemory,
+        ledger: UsageLedger,
+        policy: FlushPolicy,
+        redactor: Redactor,
     ) -> None:
         self._outbox = outbox
         self._graph = graph
         self._ledger = ledger
         self._policy = policy
+        self._redactor = redactor
 
     async def flush_user(self, user: UserKeys) -> FlushReport:
         """Work the user's queue until it is empty, blocked by a backoff, or the lease is lost.
@@ -149,7 +156,7 @@ class Flusher:
                 uuid=uuid,
                 group_id=group,
                 name=f"session {entry.session_id}{part}",
-                body=episode_body(chunk),
+                body=self._redactor.redact(episode_body(chunk)),
                 reference_time=msgspec.convert(chunk[0].timestamp, datetime),
                 source_description=(
                     f"synapse session transcript; tenant {entry.tenant_id}; persona {persona}; "

@@ -589,3 +589,98 @@ class GraphMemory:
             return None
         row = result.records[0]
         return row["first"], row["second"]
+
+    # --- data rights ------------------------------------------------------------------------
+
+    async def export_group(self, group_id: str) -> "GroupExport":
+        episodes = await self._driver.execute_query(
+            "MATCH (e:Episodic {group_id: $group}) "
+            "RETURN e.uuid AS uuid, e.name AS name, e.content AS content, e.valid_at AS at "
+            "ORDER BY e.valid_at",
+            params={"group": group_id},
+        )
+        entities = await self._driver.execute_query(
+            "MATCH (n:Entity {group_id: $group}) "
+            "RETURN n.uuid AS uuid, n.name AS name, labels(n) AS labels, n.summary AS summary "
+            "ORDER BY n.name",
+            params={"group": group_id},
+        )
+        facts = await self._driver.execute_query(
+            "MATCH (:Entity)-[r:RELATES_TO {group_id: $group}]->(:Entity) "
+            "RETURN r.uuid AS uuid, r.fact AS fact, r.valid_at AS valid_at, "
+            "r.invalid_at AS invalid_at ORDER BY r.created_at",
+            params={"group": group_id},
+        )
+        return GroupExport(
+            episodes=[
+                ExportedEpisode(
+                    uuid=row["uuid"],
+                    name=row["name"] or "",
+                    content=row["content"] or "",
+                    reference_time=_as_datetime(row["at"]),
+                )
+                for row in episodes.records
+            ],
+            entities=[
+                EntityHit(
+                    name=row["name"] or "",
+                    summary=row["summary"] or "",
+                    type=_entity_type(list(row["labels"])),
+                    uuid=row["uuid"],
+                )
+                for row in entities.records
+            ],
+            facts=[
+                ExportedFact(
+                    uuid=row["uuid"],
+                    fact=row["fact"] or "",
+                    valid_at=_as_datetime(row["valid_at"]),
+                    invalid_at=_as_datetime(row["invalid_at"]),
+                )
+                for row in facts.records
+            ],
+        )
+
+    async def delete_group(self, group_id: str) -> int:
+        """Delete every node of the group and its relationships, in bounded batches so a large
+        group never needs one huge transaction. Returns how many nodes were deleted."""
+        deleted = 0
+        for label in ("Episodic", "Entity", "Community", "Saga"):
+            while True:
+                # Labels cannot be parameters; these four are constants, never input.
+                result = await self._driver.execute_query(
+                    f"MATCH (n:{label} {{group_id: $group}}) WITH n LIMIT $batch "
+                    "DETACH DELETE n RETURN count(*) AS removed",
+                    params={"group": group_id, "batch": _DELETE_BATCH},
+                )
+                removed = int(result.records[0]["removed"])
+                deleted += removed
+                if removed < _DELETE_BATCH:
+                    break
+        return deleted
+
+
+_DELETE_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEpisode:
+    uuid: str
+    name: str
+    content: str
+    reference_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFact:
+    uuid: str
+    fact: str
+    valid_at: datetime | None
+    invalid_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupExport:
+    episodes: list[ExportedEpisode]
+    entities: list[EntityHit]
+    facts: list[ExportedFact]

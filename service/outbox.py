@@ -226,17 +226,17 @@ class Outbox:
         ids: list[str] = await resolved(
             self._redis.zrange(tenant_entries_key(tenant_id), 0, limit - 1)
         )
-        return await self._load(ids)
+        return await self.load(ids)
 
     async def entries_for_user(self, user: UserKeys) -> list[OutboxEntry]:
         queued: list[str] = await resolved(self._redis.lrange(user.outbox, 0, -1))
-        return await self._load(queued)
+        return await self.load(queued)
 
     async def dead_entries(self, *, limit: int) -> list[OutboxEntry]:
         ids: list[str] = await resolved(self._redis.zrange(OUTBOX_DEAD, 0, limit - 1))
-        return await self._load(ids)
+        return await self.load(ids)
 
-    async def _load(self, ids: list[str]) -> list[OutboxEntry]:
+    async def load(self, ids: list[str]) -> list[OutboxEntry]:
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

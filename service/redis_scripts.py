@@ -235,3 +235,35 @@ redis.call('HSET', KEYS[2], 'summary', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[3]) end
 return 1
 """
+
+ADMIT = """
+-- Token bucket for requests per second, then the daily turn quota; Redis's own clock, so every
+-- API replica shares one bucket. KEYS: bucket; ARGV: rate, capacity, turns, turns_limit,
+-- turns_key_prefix. Returns {allowed, which ('rate'|'turns'|''), remaining, wait_seconds}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+if now > ts then tokens = math.min(capacity, tokens + (now - ts) * rate / 1000) end
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', math.max(now, ts))
+  return {0, 'rate', 0, math.ceil((1 - tokens) / rate)}
+end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', math.max(now, ts))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+local turns = tonumber(ARGV[3])
+if turns == 0 then return {1, '', math.floor(tokens), 0} end
+local seconds = tonumber(t[1])
+local day_key = ARGV[5] .. math.floor(seconds / 86400)
+local until_midnight = 86400 - seconds % 86400
+local limit = tonumber(ARGV[4])
+local used = tonumber(redis.call('GET', day_key) or '0')
+if used + turns > limit then return {0, 'turns', math.max(0, limit - used), until_midnight} end
+used = redis.call('INCRBY', day_key, turns)
+redis.call('EXPIRE', day_key, until_midnight + 3600)
+return {1, '', limit - used, 0}
+"""

@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import Redis
 
+from service.audit import AuditLog
+from service.data_rights import UserData
 from service.flushing import Flusher, FlushPolicy
 from service.graph import GraphMemory
 from service.jobs import JobQueue
 from service.operator_views import Operator
 from service.outbox import Outbox
+from service.quotas import Quotas
+from service.redaction import Redactor, build_redactor
 from service.session_store import SessionStore
 from service.settings import Settings
+from service.tenants import TenantDirectory
 from service.usage import UsageLedger
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,11 @@ class Resources:
     graph: GraphMemory
     flusher: Flusher
     operator: Operator
+    tenants: TenantDirectory
+    quotas: Quotas
+    audit: AuditLog
+    user_data: UserData
+    redactor: Redactor
 
     @classmethod
     async def open(cls, settings: Settings) -> "Resources":
@@ -74,7 +84,8 @@ class Resources:
         )
         store = SessionStore(redis, retention_seconds=settings.session_retention_seconds)
         jobs = JobQueue(arq_pool)
-        flusher = Flusher(outbox, graph, ledger, policy)
+        redactor = build_redactor(settings.pii_redaction, settings.pii_patterns)
+        flusher = Flusher(outbox, graph, ledger, policy, redactor)
         return cls(
             settings=settings,
             redis=redis,
@@ -86,6 +97,11 @@ class Resources:
             graph=graph,
             flusher=flusher,
             operator=Operator(store, outbox, ledger, flusher, jobs),
+            tenants=TenantDirectory(settings.tenants_file),
+            quotas=Quotas(redis),
+            audit=AuditLog(redis, max_entries=settings.audit_max_entries),
+            user_data=UserData(store, outbox, graph, lease_ms=policy.lease_ms),
+            redactor=redactor,
         )
 
     async def close(self) -> None:

@@ -237,6 +237,11 @@ class SessionStore:
     async def remember_timezone(self, user: UserKeys, timezone: str) -> None:
         await resolved(self._redis.hset(user.profile, "timezone", timezone))
 
+    @property
+    def redis(self) -> "Redis":
+        """For the data-rights deletion, which removes every key this store writes."""
+        return self._redis
+
     # --- operators' views -------------------------------------------------------------------
 
     async def session_meta(self, session: SessionKeys) -> dict[str, str]:
@@ -245,6 +250,10 @@ class SessionStore:
 
     async def buffered_turns(self, session: SessionKeys) -> list[StoredTurn]:
         raw: list[str] = await resolved(self._redis.lrange(session.buffer, 0, -1))
+        return [decode_turn(item) for item in raw]
+
+    async def recent_turns(self, session: SessionKeys) -> list[StoredTurn]:
+        raw: list[str] = await resolved(self._redis.lrange(session.recent, 0, -1))
         return [decode_turn(item) for item in raw]
 
     async def buffer_sizes(self, sessions: list[SessionKeys]) -> list[int]:

@@ -3,6 +3,8 @@
 Names and defaults are fixed by DESIGN.md; README.md's configuration table lists them all.
 """
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +60,17 @@ class Settings:
     summary_max_chars: int = 1_200
     # /session/ingest may wait this long for its episode to land before answering.
     session_ingest_wait_seconds: float = 0.0
+    # API keys bound to tenants (tenants.py); None = open mode, allowed only on loopback.
+    tenants_file: str | None = None
+    # Redact e-mails, phone and card numbers (plus PII_PATTERNS) before text reaches the LLM.
+    pii_redaction: bool = False
+    pii_patterns: tuple[str, ...] = ()
+    # Audit log entries kept (oldest dropped first).
+    audit_max_entries: int = 10_000
+
+    @property
+    def binds_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
     @property
     def offline_fallback(self) -> bool:
@@ -83,6 +96,31 @@ class Settings:
             if not low <= value <= high:
                 raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
             return value
+
+        def flag(name: str) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if raw in ("", "0", "false", "off", "no"):
+                return False
+            if raw in ("1", "true", "on", "yes"):
+                return True
+            raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+        def patterns(name: str) -> tuple[str, ...]:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return ()
+            try:
+                values = json.loads(raw)
+            except json.JSONDecodeError:
+                raise SettingsError(f"{name} must be a JSON list of regular expressions") from None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise SettingsError(f"{name} must be a JSON list of regular expressions")
+            for value in values:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise SettingsError(f"{name}: invalid pattern {value!r}: {exc}") from None
+            return tuple(values)
 
         api_key = optional("OPENAI_API_KEY")
         provider_raw = text("LLM_PROVIDER", "openai" if api_key else "offline")

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from service import redis_scripts
 from service.graph import GraphMemory
 from service.keys import UserKeys
+from service.redaction import Redactor
 from service.redis_io import resolved
 from service.session_store import decode_turn
 
@@ -27,9 +28,12 @@ def _clean_name(name: str | None) -> str:
 
 
 class Summarizer:
-    def __init__(self, redis: "Redis", graph: GraphMemory, *, max_chars: int) -> None:
+    def __init__(
+        self, redis: "Redis", graph: GraphMemory, redactor: Redactor, *, max_chars: int
+    ) -> None:
         self._redis = redis
         self._graph = graph
+        self._redactor = redactor
         self._max_chars = max_chars
         self._consume = redis.register_script(redis_scripts.CONSUME_SUMMARY_LINES)
 
@@ -43,7 +47,9 @@ class Summarizer:
         turns = [decode_turn(item) for item in raw]
         previous = await resolved(self._redis.hget(user.profile, "summary"))
         result = await self._graph.summarize(
-            previous, [f"{turn.role}: {turn.text}" for turn in turns], self._max_chars
+            previous,
+            [self._redactor.redact(f"{turn.role}: {turn.text}") for turn in turns],
+            self._max_chars,
         )
         await self._consume(
             keys=[user.summary_pending, user.profile],

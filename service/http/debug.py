@@ -6,6 +6,7 @@ OpenAPI document and must never be routed from outside the cluster (see deploy/)
 """
 
 import hmac
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Router, get, post
@@ -15,9 +16,19 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import QueryParameter
 
-from contracts import DebugCloseResponse, DebugEmitResponse, DebugOutbox, DebugSession, DebugUser
+from contracts import (
+    AuditEntry,
+    AuditLogView,
+    DebugCloseResponse,
+    DebugEmitResponse,
+    DebugOutbox,
+    DebugSession,
+    DebugUser,
+)
 from contracts.limits import MAX_ID_CHARS
-from service.clock import utc_now
+from service.audit import AuditLog
+from service.clock import iso_utc, utc_now
+from service.http.audit import ACTOR_KEY, audited
 from service.http.deps import resources_from
 from service.keys import UserKeys
 from service.operator_views import Operator
@@ -40,6 +51,7 @@ def require_internal_token(connection: ASGIConnection, _: BaseRouteHandler) -> N
     offered = connection.headers.get(TOKEN_HEADER, "")
     if not hmac.compare_digest(offered.encode(), expected.encode()):
         raise NotAuthorizedException(f"missing or wrong {TOKEN_HEADER}")
+    connection.state[ACTOR_KEY] = "internal-token"
 
 
 def _now_ms() -> int:
@@ -102,6 +114,24 @@ async def debug_emit_raw_user_sessions(
     return await operator.emit(user, sessions, now_ms=_now_ms(), redrive_all=True)
 
 
+@get("/audit")
+async def debug_audit(audit: NamedDependency[AuditLog], limit: Limit = 100) -> AuditLogView:
+    """The latest audited calls, newest first."""
+    records = await audit.latest(limit=limit)
+    return AuditLogView(
+        entries=[
+            AuditEntry(
+                at=iso_utc(datetime.fromtimestamp(r.at_ms / 1000, tz=UTC)),
+                actor=r.actor,
+                action=r.action,
+                target=r.target,
+                outcome=r.outcome,
+            )
+            for r in records
+        ]
+    )
+
+
 def debug_router() -> Router:
     return Router(
         path="/internal/debug",
@@ -113,7 +143,9 @@ def debug_router() -> Router:
             debug_close_user_sessions,
             debug_emit_raw_episode,
             debug_emit_raw_user_sessions,
+            debug_audit,
         ],
         guards=[require_internal_token],
+        middleware=[audited],
         include_in_schema=False,
     )

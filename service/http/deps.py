@@ -2,6 +2,8 @@
 
 from litestar.datastructures import State
 
+from service.audit import AuditLog
+from service.data_rights import UserData
 from service.graph import GraphMemory
 from service.jobs import JobQueue
 from service.operator_views import Operator
@@ -39,3 +41,11 @@ def provide_graph(state: State) -> GraphMemory:
 
 def provide_operator(state: State) -> Operator:
     return resources_from(state).operator
+
+
+def provide_audit(state: State) -> AuditLog:
+    return resources_from(state).audit
+
+
+def provide_user_data(state: State) -> UserData:
+    return resources_from(state).user_data

@@ -76,6 +76,23 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def domain_error(_: Request[Any, Any, Any], exc: errors.SynapseError) -> Response[Any]:
+    if isinstance(exc, errors.Unauthorized):
+        response = _error(401, ErrorCode.UNAUTHORIZED, exc.message)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    if isinstance(exc, errors.Forbidden):
+        return _error(403, ErrorCode.FORBIDDEN, exc.message, exc.field)
+    if isinstance(exc, errors.RateLimited):
+        response = _error(429, ErrorCode.RATE_LIMITED, exc.message)
+        response.headers.update(
+            {
+                "Retry-After": str(exc.retry_after_seconds),
+                "X-RateLimit-Limit": str(exc.limit),
+                "X-RateLimit-Remaining": str(exc.remaining),
+                "X-RateLimit-Reset": str(exc.retry_after_seconds),
+            }
+        )
+        return response
     if isinstance(exc, errors.NotFound):
         return _error(404, ErrorCode.NOT_FOUND, exc.message, exc.field)
     if isinstance(exc, errors.DependencyUnavailable):

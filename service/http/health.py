@@ -14,6 +14,11 @@ _OFFLINE_WARNING = (
     "LLM_PROVIDER=offline: memory extraction is a rule-based fallback, not a language model"
 )
 
+_OPEN_MODE_WARNING = (
+    "no API keys configured (SYNAPSE_TENANTS_FILE): open mode, every caller is trusted; "
+    "allowed only on loopback"
+)
+
 
 @get("/health", summary="Liveness: the process answers")
 async def health(state: State) -> HealthResponse:
@@ -49,6 +54,9 @@ async def ready(state: State) -> Response[ReadyResponse]:
         neo4j=neo4j_status,
         llm_provider=settings.llm_provider,
         offline_fallback=settings.offline_fallback,
-        warnings=[_OFFLINE_WARNING] if settings.offline_fallback else [],
+        warnings=[
+            *([_OFFLINE_WARNING] if settings.offline_fallback else []),
+            *([_OPEN_MODE_WARNING] if resources.tenants.open_mode else []),
+        ],
     )
     return Response(body, status_code=200 if is_ready else 503)

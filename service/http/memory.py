@@ -14,11 +14,17 @@ from service import recall
 from service.clock import utc_now
 from service.errors import InvalidInput
 from service.graph import GraphMemory
+from service.http.auth import admit, authenticate
 from service.http.strict import strict_body
 from service.session_store import SessionStore
 
 
-@post("/memory/query", status_code=200, summary="Semantic memory lookup in the user's graph")
+@post(
+    "/memory/query",
+    status_code=200,
+    summary="Semantic memory lookup in the user's graph",
+    guards=[authenticate],
+)
 async def memory_query(
     request: Request[Any, Any, Any],
     data: JSONBody[MemoryQueryRequest],
@@ -26,6 +32,7 @@ async def memory_query(
 ) -> MemoryQueryResponse:
     """Facts valid at referenceTime (default now) and entities, from this user's group only."""
     body = await strict_body(request, MemoryQueryRequest)
+    await admit(request, body.tenant_id)
     return await recall.query_memory(graph, body, now=utc_now())
 
 
@@ -47,8 +54,13 @@ def _parse_now(value: str | None) -> datetime:
     return moment
 
 
-@get("/session/brief", summary="Narrative start brief from the user's graph")
+@get(
+    "/session/brief",
+    summary="Narrative start brief from the user's graph",
+    guards=[authenticate],
+)
 async def session_brief(
+    request: Request[Any, Any, Any],
     graph: NamedDependency[GraphMemory],
     store: NamedDependency[SessionStore],
     tenant_id: Annotated[
@@ -59,6 +71,7 @@ async def session_brief(
 ) -> SessionBriefResponse:
     """Mood, open loops, environment and recent episodes, built from MentalState, Tension and
     Environment entities."""
+    await admit(request, tenant_id)
     return await recall.session_brief(
         graph,
         store,

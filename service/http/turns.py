@@ -16,6 +16,7 @@ from contracts import (
 )
 from service import closing
 from service.clock import utc_now
+from service.http.auth import admit, authenticate
 from service.http.strict import strict_body
 from service.ingestion import ingest_turn
 from service.jobs import JobQueue
@@ -23,7 +24,9 @@ from service.session_store import SessionStore
 from service.settings import Settings
 
 
-@post("/ingest", status_code=200, summary="Buffer one user or assistant turn")
+@post(
+    "/ingest", status_code=200, summary="Buffer one user or assistant turn", guards=[authenticate]
+)
 async def ingest(
     request: Request[Any, Any, Any],
     data: JSONBody[IngestRequest],
@@ -33,12 +36,18 @@ async def ingest(
 ) -> IngestResponse:
     """Append a turn to its session's buffer. Retrying the same turn stores it once."""
     body = await strict_body(request, IngestRequest)
+    await admit(request, body.tenant_id, turns=1)
     return await ingest_turn(
         store, jobs, body, now=utc_now(), summary_every_turns=settings.summary_every_turns
     )
 
 
-@post("/session/close", status_code=200, summary="Close a session; its transcript goes to memory")
+@post(
+    "/session/close",
+    status_code=200,
+    summary="Close a session; its transcript goes to memory",
+    guards=[authenticate],
+)
 async def close_session(
     request: Request[Any, Any, Any],
     data: JSONBody[SessionCloseRequest],
@@ -49,6 +58,7 @@ async def close_session(
     episode. Without sessionId, the user's most recent open session is closed. An already
     closed session answers closed=false; an unknown one is a 404."""
     body = await strict_body(request, SessionCloseRequest)
+    await admit(request, body.tenant_id)
     return await closing.close_session(store, jobs, body, now=utc_now())
 
 
@@ -60,6 +70,7 @@ def session_ingest_handler(max_body_bytes: int) -> HTTPRouteHandler:
         status_code=200,
         summary="Send a whole transcript; it is closed into memory at once",
         request_max_body_size=max_body_bytes,
+        guards=[authenticate],
     )
     async def session_ingest(
         request: Request[Any, Any, Any],
@@ -70,6 +81,7 @@ def session_ingest_handler(max_body_bytes: int) -> HTTPRouteHandler:
     ) -> IngestResponse:
         """graphitiAdded is true only if the episode is already in the graph when answering."""
         body = await strict_body(request, SessionIngestRequest)
+        await admit(request, body.tenant_id, turns=len(body.messages))
         return await closing.ingest_transcript(
             store, jobs, body, now=utc_now(), wait_seconds=settings.session_ingest_wait_seconds
         )

@@ -1,0 +1,175 @@
+"""A user's right to their data: export everything Synapse holds on them, or delete it all.
+
+Deletion holds the user's outbox lease, the same one every janitor takes to flush that user, so
+no episode can land in the graph between the Redis cleanup and the graph cleanup.
+"""
+
+import asyncio
+import time
+from datetime import datetime
+
+from contracts import (
+    ExportedEpisode,
+    ExportedFact,
+    ExportedOutboxEntry,
+    ExportedSession,
+    MemoryEntity,
+    Turn,
+    UserDeletion,
+    UserExport,
+)
+from service.clock import iso_utc
+from service.episodes import group_id
+from service.errors import DependencyUnavailable
+from service.graph import GraphMemory
+from service.keys import (
+    IDLE_INDEX,
+    OUTBOX_DEAD,
+    OUTBOX_DUE,
+    UserKeys,
+    entry_key,
+    entry_turns_key,
+    tenant_entries_key,
+)
+from service.outbox import Outbox
+from service.session_store import SessionStore, StoredTurn
+from service.usage import user_costs_key, user_usage_key
+
+_LEASE_POLL_SECONDS = 0.1
+
+
+def _turns(stored: list[StoredTurn]) -> list[Turn]:
+    return [Turn(role=t.role, text=t.text, timestamp=t.timestamp) for t in stored]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return iso_utc(moment) if moment else None
+
+
+class UserData:
+    def __init__(
+        self, store: SessionStore, outbox: Outbox, graph: GraphMemory, *, lease_ms: int
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._graph = graph
+        self._lease_ms = lease_ms
+
+    async def _entry_ids(self, user: UserKeys) -> list[str]:
+        """Every outbox entry of the user, queued or dead."""
+        queued = await self._outbox.entries_for_user(user)
+        everything = await self._outbox.entries_for_tenant(user.tenant_id, limit=1_000_000)
+        ids = {e.entry_id for e in queued}
+        ids.update(e.entry_id for e in everything if e.user_id == user.user_id)
+        return sorted(ids)
+
+    async def export(self, user: UserKeys) -> UserExport:
+        profile = await self._store.profile(user)
+        sessions = []
+        for session, _ in await self._store.sessions_by_activity(user):
+            meta = await self._store.session_meta(session)
+            sessions.append(
+                ExportedSession(
+                    session_id=session.session_id,
+                    state=meta.get("state", "unknown"),
+                    buffered=_turns(await self._store.buffered_turns(session)),
+                    recent=_turns(await self._store.recent_turns(session)),
+                )
+            )
+        entries = []
+        for entry in await self._outbox.load(await self._entry_ids(user)):
+            transcript = await self._outbox.transcript(entry.entry_id)
+            entries.append(
+                ExportedOutboxEntry(
+                    entry_id=entry.entry_id,
+                    session_id=entry.session_id,
+                    state=entry.state,
+                    turns=[
+                        Turn(role=t.role, text=t.text, timestamp=t.timestamp) for t in transcript
+                    ],
+                )
+            )
+        graph = await self._graph.export_group(group_id(user.tenant_id, user.user_id))
+        return UserExport(
+            tenant_id=user.tenant_id,
+            user_id=user.user_id,
+            name=profile.get("name"),
+            timezone=profile.get("timezone"),
+            rolling_summary=profile.get("summary"),
+            sessions=sessions,
+            outbox=entries,
+            episodes=[
+                ExportedEpisode(
+                    uuid=e.uuid,
+                    name=e.name,
+                    content=e.content,
+                    reference_time=_iso(e.reference_time),
+                )
+                for e in graph.episodes
+            ],
+            entities=[
+                MemoryEntity(summary=e.summary or e.name, type=e.type, uuid=e.uuid)
+                for e in graph.entities
+            ],
+            facts=[
+                ExportedFact(
+                    uuid=f.uuid,
+                    text=f.fact,
+                    valid_at=_iso(f.valid_at),
+                    invalid_at=_iso(f.invalid_at),
+                )
+                for f in graph.facts
+            ],
+        )
+
+    async def delete(self, user: UserKeys) -> UserDeletion:
+        """Remove the user's Redis state, outbox entries and graph group. Idempotent."""
+        lease = None
+        deadline = time.monotonic() + self._lease_ms / 1000 + 5
+        while lease is None:
+            lease = await self._outbox.acquire(user, ttl_ms=self._lease_ms)
+            if lease is None:
+                if time.monotonic() > deadline:
+                    raise DependencyUnavailable("a janitor is flushing this user; retry shortly")
+                await asyncio.sleep(_LEASE_POLL_SECONDS)
+        try:
+            keys = await self._delete_redis_state(user)
+            nodes = await self._graph.delete_group(group_id(user.tenant_id, user.user_id))
+        finally:
+            await self._outbox.release(lease)
+        return UserDeletion(
+            tenant_id=user.tenant_id,
+            user_id=user.user_id,
+            deleted=True,
+            redis_keys=keys,
+            graph_nodes=nodes,
+        )
+
+    async def _delete_redis_state(self, user: UserKeys) -> int:
+        sessions = [s for s, _ in await self._store.sessions_by_activity(user)]
+        entry_ids = await self._entry_ids(user)
+        keys = [
+            user.profile,
+            user.sessions,
+            user.outbox,
+            user.episodes,
+            user.summary_pending,
+            user_usage_key(user),
+            user_costs_key(user),
+        ]
+        for session in sessions:
+            keys += [session.meta, session.buffer, session.seen, session.recent]
+        for entry_id in entry_ids:
+            keys += [entry_key(entry_id), entry_turns_key(entry_id)]
+        redis = self._store.redis
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            if sessions:
+                pipe.zrem(IDLE_INDEX, *[s.idle_member for s in sessions])
+            if entry_ids:
+                pipe.zrem(OUTBOX_DEAD, *entry_ids)
+                pipe.zrem(tenant_entries_key(user.tenant_id), *entry_ids)
+            pipe.zrem(OUTBOX_DUE, user.ref)
+            results = await pipe.execute()
+        removed: int = results[0]
+        return removed

@@ -1,0 +1,49 @@
+"""Who is calling: API keys bound to tenants, checked on every public endpoint.
+
+The guard authenticates from the Authorization header alone (before the body is read); the
+handler then checks, with the body's tenantId, that the key's tenant is the one named, and
+spends the tenant's quotas. With no keys configured (open mode, loopback only) everyone is
+trusted and no quota applies.
+"""
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from service.errors import Forbidden, Unauthorized
+from service.http.deps import resources_from
+from service.tenants import Tenant
+
+_CALLER = "synapse_caller"
+_BEARER = "bearer "
+
+
+def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    directory = resources_from(connection.app.state).tenants
+    if directory.open_mode:
+        connection.state[_CALLER] = None
+        return
+    header = connection.headers.get("authorization", "")
+    if not header.lower().startswith(_BEARER) or not header[len(_BEARER) :].strip():
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    tenant = directory.tenant_for(header[len(_BEARER) :].strip())
+    if tenant is None:
+        raise Unauthorized("the API key is not valid")
+    connection.state[_CALLER] = tenant
+
+
+async def admit(request: Request[Any, Any, Any], tenant_id: str, *, turns: int = 0) -> None:
+    """The caller may act for `tenant_id` and has quota left; otherwise nothing is done."""
+    caller: Tenant | None = request.state.get(_CALLER)
+    if caller is None:
+        return
+    if caller.tenant_id != tenant_id:
+        raise Forbidden("this API key belongs to another tenant", field="tenantId")
+    await resources_from(request.app.state).quotas.admit(caller, turns=turns)
+
+
+def caller_tenant(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    caller: Tenant | None = connection.state.get(_CALLER)
+    return caller.tenant_id if caller else None
