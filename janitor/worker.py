@@ -7,6 +7,7 @@ reads to find the queue's health-check key.
 
 import logging
 import os
+import sys
 from typing import Any
 
 from arq import Retry
@@ -20,7 +21,7 @@ from service.jobs import REFRESH_SUMMARY
 from service.keys import UserKeys
 from service.logs import configure_logging
 from service.resources import Resources
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 from service.summaries import Summarizer
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class WorkerSettings:
 
 
 def main() -> None:
-    settings = Settings.from_env(os.environ)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        sys.exit(f"synapse janitor: {exc}")
     configure_logging(settings.log_level)
     create_worker(settings).run()

@@ -29,6 +29,7 @@ from service.http.users import users_router
 from service.logs import configure_logging
 from service.resources import Resources
 from service.settings import Settings, SettingsError
+from service.tenants import TenantDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +42,16 @@ _OPEN_MODE_REFUSED = (
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    if settings.tenants_file is None and not settings.binds_loopback:
+    # Read (and validate) the keys before connecting to anything: a bad file fails fast.
+    tenants = TenantDirectory(settings.tenants_file)
+    if tenants.open_mode and not settings.binds_loopback:
         raise SettingsError(_OPEN_MODE_REFUSED.format(host=settings.host))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+        resources = await Resources.open(settings, tenants=tenants)
         app.state[RESOURCES_KEY] = resources
-        if resources.tenants.open_mode and not settings.binds_loopback:
-            await resources.close()
-            raise SettingsError(_OPEN_MODE_REFUSED.format(host=settings.host))
-        if resources.tenants.open_mode:
+        if tenants.open_mode:
             logger.warning(
                 "no API keys configured (SYNAPSE_TENANTS_FILE): open mode, every caller is "
                 "trusted and no quota applies; allowed only on a loopback address"

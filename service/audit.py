@@ -38,7 +38,7 @@ class AuditLog:
             "outcome": outcome,
         }
         await resolved(
-            self._redis.xadd(AUDIT_STREAM, fields, maxlen=self._max_entries, approximate=True)
+            self._redis.xadd(AUDIT_STREAM, fields, maxlen=self._max_entries, approximate=False)
         )
 
     async def latest(self, *, limit: int) -> list[AuditRecord]:

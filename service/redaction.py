@@ -12,8 +12,12 @@ from collections.abc import Sequence
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-# International or local numbers with separators; at least 7 digits in all.
-_PHONE = re.compile(r"(?<![\w+])\+?\d(?:[\s().-]*\d){6,14}(?!\w)")
+# International numbers (a leading +, 8-15 digits in all) and North-American style 3-3-4 groups.
+# Dates (2026-02-03), times and bare numbers do not match either shape.
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d(?:[\s().-]{0,2}\d){7,14}(?!\w)"
+    r"|(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?![\w-])"
+)
 
 
 def _luhn_valid(digits: str) -> bool:

@@ -49,7 +49,9 @@ class Resources:
     redactor: Redactor
 
     @classmethod
-    async def open(cls, settings: Settings) -> "Resources":
+    async def open(
+        cls, settings: Settings, *, tenants: TenantDirectory | None = None
+    ) -> "Resources":
         redis: Redis = Redis.from_url(
             settings.redis_url,
             decode_responses=True,
@@ -97,7 +99,7 @@ class Resources:
             graph=graph,
             flusher=flusher,
             operator=Operator(store, outbox, ledger, flusher, jobs),
-            tenants=TenantDirectory(settings.tenants_file),
+            tenants=tenants or TenantDirectory(settings.tenants_file),
             quotas=Quotas(redis),
             audit=AuditLog(redis, max_entries=settings.audit_max_entries),
             user_data=UserData(store, outbox, graph, lease_ms=policy.lease_ms),

@@ -203,4 +203,10 @@ class Settings:
                 "SUMMARY_MAX_CHARS", defaults.summary_max_chars, low=100, high=20_000
             ),
             session_ingest_wait_seconds=integer("SESSION_INGEST_WAIT_SECONDS", 0, low=0, high=60),
+            tenants_file=optional("SYNAPSE_TENANTS_FILE"),
+            pii_redaction=flag("PII_REDACTION"),
+            pii_patterns=patterns("PII_PATTERNS"),
+            audit_max_entries=integer(
+                "AUDIT_MAX_ENTRIES", defaults.audit_max_entries, low=100, high=10_000_000
+            ),
         )

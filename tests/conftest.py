@@ -7,6 +7,7 @@ os.environ["GRAPHITI_TELEMETRY_ENABLED"] = "false"
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from neo4j import AsyncGraphDatabase
 from redis.asyncio import Redis
@@ -21,6 +22,7 @@ from tests.support.services import (
     start_backing_services,
     stop_backing_services,
 )
+from tests.support.stack import INTERNAL_TOKEN, Stack, StackFactory
 
 pytest_plugins = ["tests.standin.plugin"]
 
@@ -74,8 +76,6 @@ def tenant() -> str:
     return f"tenant-{uuid.uuid4().hex[:12]}"
 
 
-INTERNAL_TOKEN = "test-internal-token"
-
 # Fast clocks for the janitor in tests; individual tests override what they are about.
 FAST_JANITOR = {
     "JANITOR_SWEEP_SECONDS": "1",
@@ -123,3 +123,26 @@ async def graph_probe(backing_services: BackingServices) -> AsyncIterator[GraphP
     driver = AsyncGraphDatabase.driver(backing_services.neo4j_uri, auth=("neo4j", ""))
     yield GraphProbe(driver)
     await driver.close()
+
+
+@pytest.fixture
+async def stack_factory(
+    api_factory: ApiFactory, janitor_factory: JanitorFactory, llm_env: dict[str, str]
+) -> AsyncIterator[StackFactory]:
+    """An API and a janitor process sharing one configuration, talking to the stand-in."""
+    opened: list[Stack] = []
+
+    async def start(**overrides: str) -> Stack:
+        env = {**llm_env, **overrides}
+        api = api_factory(**env)
+        janitor = janitor_factory(**env)
+        stack = Stack(
+            api, janitor, SynapseClient(api.base_url), httpx.AsyncClient(base_url=api.base_url)
+        )
+        opened.append(stack)
+        return stack
+
+    yield start
+    for stack in opened:
+        await stack.client.aclose()
+        await stack.http.aclose()

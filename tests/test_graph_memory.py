@@ -1,9 +1,6 @@
 """End to end: real API and janitor processes, real Redis and Neo4j, the real openai SDK talking
 to the OpenAI-compatible stand-in over loopback HTTP."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -17,59 +14,15 @@ from contracts import (
     SynapseError,
 )
 from service.episodes import TranscriptLine, chunk_transcript, episode_uuid, group_id
-from tests.conftest import INTERNAL_TOKEN
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory, RunningApi
 from tests.support.builders import at, brief, turn
 from tests.support.graph_probe import GraphProbe
-from tests.support.janitor import JanitorFactory, JanitorProcess
+from tests.support.janitor import JanitorFactory
+from tests.support.stack import INTERNAL_TOKEN, StackFactory
 from tests.support.waiting import eventually
 
 DENTIST = "I need to book the dentist before Friday"
-
-
-@dataclass
-class Stack:
-    api: RunningApi
-    janitor: JanitorProcess
-    client: SynapseClient
-    http: httpx.AsyncClient
-
-    async def debug(self, path: str, **params: str) -> httpx.Response:
-        return await self.http.get(
-            f"/internal/debug/{path}", params=params, headers={"X-Internal-Token": INTERNAL_TOKEN}
-        )
-
-    async def debug_post(self, path: str, **params: str) -> httpx.Response:
-        return await self.http.post(
-            f"/internal/debug/{path}", params=params, headers={"X-Internal-Token": INTERNAL_TOKEN}
-        )
-
-
-StackFactory = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture
-async def stack_factory(
-    api_factory: ApiFactory, janitor_factory: JanitorFactory, llm_env: dict[str, str]
-) -> AsyncIterator[StackFactory]:
-    """An API and a janitor process sharing one configuration, talking to the stand-in."""
-    opened: list[Stack] = []
-
-    async def start(**overrides: str) -> Stack:
-        env = {**llm_env, **overrides}
-        api = api_factory(**env)
-        janitor = janitor_factory(**env)
-        stack = Stack(
-            api, janitor, SynapseClient(api.base_url), httpx.AsyncClient(base_url=api.base_url)
-        )
-        opened.append(stack)
-        return stack
-
-    yield start
-    for stack in opened:
-        await stack.client.aclose()
-        await stack.http.aclose()
 
 
 async def _episodes(probe: GraphProbe, tenant: str, user: str = "user-1") -> int:

@@ -1,0 +1,220 @@
+"""API keys bound to tenants, and per-tenant quotas, against the real API and Redis."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.api import ApiFactory, free_port
+from tests.support.builders import ingest_body
+from tests.support.services import REPO
+from tests.support.tenants import write_tenants_file
+from tests.support.waiting import eventually
+
+KEY_A = "key-of-tenant-a"
+KEY_A2 = "second-key-of-tenant-a"
+KEY_B = "key-of-tenant-b"
+
+
+@pytest.fixture
+def tenants_file() -> Iterator[Path]:
+    path = write_tenants_file(
+        {
+            "tenant-a": {"keys": [KEY_A, KEY_A2]},
+            "tenant-b": {"keys": [KEY_B], "requestsPerSecond": 2, "turnsPerDay": 3},
+        }
+    )
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_public_endpoints_need_a_valid_key(
+    api_factory: ApiFactory, tenants_file: Path, redis: Redis
+) -> None:
+    api = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        missing = await http.post("/ingest", json=ingest_body("tenant-a"))
+        wrong = await http.post("/ingest", json=ingest_body("tenant-a"), headers=_bearer("nope"))
+        brief = await http.post("/brief", json={"tenantId": "tenant-a", "userId": "u"})
+        narrative = await http.get("/session/brief", params={"tenantId": "tenant-a", "userId": "u"})
+        health = await http.get("/health")
+        ready = await http.get("/ready")
+
+    assert missing.status_code == 401
+    assert missing.json()["error"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert brief.status_code == 401
+    assert narrative.status_code == 401
+    # Probes stay open for the kubelet.
+    assert health.status_code == 200
+    assert ready.status_code == 200
+    assert await redis.dbsize() == 0
+
+
+async def test_a_key_acts_only_for_its_own_tenant(
+    api_factory: ApiFactory, tenants_file: Path, redis: Redis
+) -> None:
+    api = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        other = await http.post("/ingest", json=ingest_body("tenant-b"), headers=_bearer(KEY_A))
+        other_query = await http.post(
+            "/memory/query",
+            json={"tenantId": "tenant-b", "userId": "u", "query": "x"},
+            headers=_bearer(KEY_A),
+        )
+        other_export = await http.get(
+            "/users/export", params={"tenantId": "tenant-b", "userId": "u"}, headers=_bearer(KEY_A)
+        )
+        assert await redis.keys("syn:u:*") == []
+        own = await http.post("/ingest", json=ingest_body("tenant-a"), headers=_bearer(KEY_A))
+        rotated = await http.post(
+            "/ingest",
+            json=ingest_body("tenant-a", text="from the second key"),
+            headers=_bearer(KEY_A2),
+        )
+
+    assert other.status_code == 403
+    assert other.json()["field"] == "tenantId"
+    assert other_query.status_code == 403
+    assert other_export.status_code == 403
+    assert own.status_code == 200
+    assert rotated.status_code == 200
+    assert await redis.keys("syn:u:tenant-b*") == []
+
+
+async def test_a_rotated_key_stops_working_without_a_restart(
+    api_factory: ApiFactory, tenants_file: Path
+) -> None:
+    api = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    write_tenants_file({"tenant-a": {"keys": [KEY_A2]}}, tenants_file)
+
+    async def status_with_old_key() -> int:
+        async with httpx.AsyncClient(base_url=api.base_url) as http:
+            response = await http.post(
+                "/brief", json={"tenantId": "tenant-a", "userId": "u"}, headers=_bearer(KEY_A)
+            )
+        return response.status_code
+
+    assert (
+        await eventually(status_with_old_key, lambda s: s == 401, within=15, what="old key refused")
+        == 401
+    )
+
+
+async def test_request_rate_over_the_limit_is_a_429_and_writes_nothing(
+    api_factory: ApiFactory, tenants_file: Path, redis: Redis
+) -> None:
+    # Two replicas share the bucket in Redis: tenant-b may make 2 requests per second in all.
+    first = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    second = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    statuses = []
+    async with httpx.AsyncClient() as http:
+        for n, api in enumerate([first, second, first, second]):
+            response = await http.post(
+                f"{api.base_url}/brief",
+                json={"tenantId": "tenant-b", "userId": f"u{n}"},
+                headers=_bearer(KEY_B),
+            )
+            statuses.append(response.status_code)
+            last = response
+
+    assert statuses.count(429) >= 2, statuses
+    assert last.status_code == 429
+    assert last.json()["error"] == "rate_limited"
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["X-RateLimit-Limit"] == "2"
+    assert last.headers["X-RateLimit-Remaining"] == "0"
+    assert "X-RateLimit-Reset" in last.headers
+
+
+async def test_daily_turn_quota_over_the_limit_is_a_429_and_writes_nothing(
+    api_factory: ApiFactory, redis: Redis
+) -> None:
+    path = write_tenants_file(
+        {"tenant-q": {"keys": ["q-key"], "requestsPerSecond": 1000, "turnsPerDay": 3}}
+    )
+    api = api_factory(SYNAPSE_TENANTS_FILE=str(path))
+    async with httpx.AsyncClient(base_url=api.base_url, headers=_bearer("q-key")) as http:
+        accepted = [
+            await http.post("/ingest", json=ingest_body("tenant-q", text=f"turn {n}"))
+            for n in range(3)
+        ]
+        over = await http.post("/ingest", json=ingest_body("tenant-q", text="one too many"))
+        transcript = await http.post(
+            "/session/ingest",
+            json={
+                "tenantId": "tenant-q",
+                "userId": "user-1",
+                "sessionId": "other",
+                "messages": [{"role": "user", "text": "x", "timestamp": "2026-02-03T18:00:00Z"}],
+            },
+        )
+        seed = await http.post(
+            "/brief", json={"tenantId": "tenant-q", "userId": "user-1", "sessionId": "session-1"}
+        )
+    path.unlink()
+
+    assert [r.status_code for r in accepted] == [200, 200, 200]
+    assert over.status_code == 429
+    assert over.json()["message"].startswith("daily turn quota")
+    assert over.headers["X-RateLimit-Limit"] == "3"
+    assert int(over.headers["Retry-After"]) > 0
+    assert transcript.status_code == 429
+    # Reads are not turns: /brief still answers, and shows only the three accepted turns.
+    assert seed.status_code == 200
+    assert [t["text"] for t in seed.json()["workingMemory"]] == ["turn 0", "turn 1", "turn 2"]
+    assert await redis.exists("syn:u:tenant-q:user-1:s:other") == 0
+
+
+async def test_open_mode_is_reported_by_ready(api_factory: ApiFactory) -> None:
+    api = api_factory()
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        ready = (await http.get("/ready")).json()
+
+    assert any("open mode" in warning for warning in ready["warnings"])
+
+
+def _serve(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "SYNAPSE_PORT": str(free_port()),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "NEO4J_URI": "bolt://127.0.0.1:1",
+        **env_overrides,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_without_keys_the_api_refuses_to_serve_beyond_loopback() -> None:
+    result = _serve({"SYNAPSE_HOST": "0.0.0.0"})
+
+    assert result.returncode != 0
+    assert "refusing to serve on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_a_tenants_file_of_the_wrong_shape_stops_start_up() -> None:
+    path = Path(write_tenants_file({}))
+    path.write_text('{"tenants": {"t": {"keys": ["plain-text-key"]}}}')
+    result = _serve({"SYNAPSE_HOST": "0.0.0.0", "SYNAPSE_TENANTS_FILE": str(path)})
+    path.unlink()
+
+    assert result.returncode != 0
+    assert "SYNAPSE_TENANTS_FILE" in result.stderr
