@@ -43,6 +43,7 @@ from graphiti_core.search.search_config_recipes import (
     EDGE_HYBRID_SEARCH_RRF,
     NODE_HYBRID_SEARCH_RRF,
 )
+from neo4j import AsyncGraphDatabase
 from openai import APIStatusError, AsyncOpenAI
 from pydantic import BaseModel, Field
 
@@ -343,6 +344,11 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
+# How long one Neo4j query may keep retrying while the database is unreachable, and how long a
+# connection attempt may take. Beyond that the API answers 503 and the janitor backs off.
+NEO4J_RETRY_SECONDS = 3.0
+NEO4J_CONNECT_SECONDS = 3.0
+
 # Each configured search method contributes at most 1/rank to an RRF score, so the best
 # possible score is the number of methods; relevance divides by it to land in [0, 1].
 _RRF_METHODS = 2
@@ -362,7 +368,7 @@ class GraphMemory:
         self._prepared = False
 
     @classmethod
-    def create(cls, settings: Settings) -> "GraphMemory":
+    async def create(cls, settings: Settings) -> "GraphMemory":
         driver = Neo4jDriver(
             settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, database="neo4j"
         )
@@ -371,6 +377,17 @@ class GraphMemory:
         if driver._init_task is not None:
             driver._init_task.cancel()
             driver._init_task = None
+        # Graphiti builds its Neo4j client with the defaults: a query retries for 30 s while
+        # Neo4j is down, so /memory/query would hang instead of answering 503. Same client,
+        # bounded budgets.
+        await driver.client.close()
+        driver.client = AsyncGraphDatabase.driver(
+            settings.neo4j_uri,
+            auth=(settings.neo4j_user, settings.neo4j_password),
+            max_transaction_retry_time=NEO4J_RETRY_SECONDS,
+            connection_timeout=NEO4J_CONNECT_SECONDS,
+            connection_acquisition_timeout=NEO4J_CONNECT_SECONDS * 2,
+        )
         clients = build_clients(settings)
         graphiti = Graphiti(
             graph_driver=driver,

@@ -60,7 +60,7 @@ class Resources:
             health_check_interval=30,
         )
         arq_pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        graph = GraphMemory.create(settings)
+        graph = await GraphMemory.create(settings)
         # Neo4j may come up after us: /ready reports it, the graph is prepared on first use,
         # and the Redis-only endpoints serve meanwhile. Graphiti's index build is not
         # cancelled midway (it would leave coroutines never awaited), hence the probe first.
