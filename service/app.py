@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+import contracts
 from service.http import brief, health, memory, turns
 from service.http.debug import debug_router
 from service.http.deps import (
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await resources.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             turns.ingest,
             turns.close_session,
@@ -97,3 +98,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    _declare_strict_bodies(app)
+    return app
+
+
+def _declare_strict_bodies(app: Litestar) -> None:
+    """Request bodies reject unknown fields (forbid_unknown_fields); Litestar does not carry
+    that into the OpenAPI document, so clients and fuzzers are told here."""
+    components = app.openapi_schema.components
+    schemas = components.schemas if components and components.schemas else {}
+    for name, component in schemas.items():
+        if name in _INBOUND_NAMES:
+            component.additional_properties = False
+
+
+_INBOUND_NAMES = frozenset(
+    struct.__name__
+    for struct in (
+        contracts.IngestRequest,
+        contracts.SessionIngestRequest,
+        contracts.SessionCloseRequest,
+        contracts.Message,
+        contracts.BriefRequest,
+        contracts.MemoryQueryRequest,
+    )
+)

@@ -10,6 +10,7 @@ from contracts import BriefRequest, BriefResponse
 from service.briefing import build_brief
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
+from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
 from service.session_store import SessionStore
 from service.settings import Settings
@@ -20,6 +21,7 @@ from service.settings import Settings
     status_code=200,
     summary="Start-of-session seed from the session buffer",
     guards=[authenticate],
+    responses=PUBLIC_ERRORS,
 )
 async def brief(
     request: Request[Any, Any, Any],

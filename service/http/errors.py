@@ -13,6 +13,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -122,4 +123,21 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ServiceUnavailable: dependency_down,
     SessionExpired: dependency_down,
     Exception: unexpected_error,
+}
+
+
+def _documented(status: int, description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description)
+
+
+# Every error a public route can answer, declared in the OpenAPI document with the error body.
+PUBLIC_ERRORS: dict[int, ResponseSpec] = {
+    400: _documented(400, "Malformed JSON"),
+    401: _documented(401, "Missing or invalid API key"),
+    403: _documented(403, "The key belongs to another tenant"),
+    404: _documented(404, "Unknown session or user"),
+    413: _documented(413, "Body larger than allowed"),
+    422: _documented(422, "A field is missing, unknown, mistyped or out of bounds"),
+    429: _documented(429, "Request rate or daily turn quota exhausted"),
+    503: _documented(503, "Redis or Neo4j unavailable"),
 }

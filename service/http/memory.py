@@ -15,6 +15,7 @@ from service.clock import utc_now
 from service.errors import InvalidInput
 from service.graph import GraphMemory
 from service.http.auth import admit, authenticate
+from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
 from service.session_store import SessionStore
 
@@ -24,6 +25,7 @@ from service.session_store import SessionStore
     status_code=200,
     summary="Semantic memory lookup in the user's graph",
     guards=[authenticate],
+    responses=PUBLIC_ERRORS,
 )
 async def memory_query(
     request: Request[Any, Any, Any],
@@ -58,6 +60,7 @@ def _parse_now(value: str | None) -> datetime:
     "/session/brief",
     summary="Narrative start brief from the user's graph",
     guards=[authenticate],
+    responses=PUBLIC_ERRORS,
 )
 async def session_brief(
     request: Request[Any, Any, Any],

@@ -17,6 +17,7 @@ from contracts import (
 from service import closing
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
+from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
 from service.ingestion import ingest_turn
 from service.jobs import JobQueue
@@ -25,7 +26,11 @@ from service.settings import Settings
 
 
 @post(
-    "/ingest", status_code=200, summary="Buffer one user or assistant turn", guards=[authenticate]
+    "/ingest",
+    status_code=200,
+    summary="Buffer one user or assistant turn",
+    guards=[authenticate],
+    responses=PUBLIC_ERRORS,
 )
 async def ingest(
     request: Request[Any, Any, Any],
@@ -47,6 +52,7 @@ async def ingest(
     status_code=200,
     summary="Close a session; its transcript goes to memory",
     guards=[authenticate],
+    responses=PUBLIC_ERRORS,
 )
 async def close_session(
     request: Request[Any, Any, Any],
@@ -71,6 +77,7 @@ def session_ingest_handler(max_body_bytes: int) -> HTTPRouteHandler:
         summary="Send a whole transcript; it is closed into memory at once",
         request_max_body_size=max_body_bytes,
         guards=[authenticate],
+        responses=PUBLIC_ERRORS,
     )
     async def session_ingest(
         request: Request[Any, Any, Any],

@@ -11,6 +11,7 @@ from contracts.limits import MAX_ID_CHARS
 from service.data_rights import UserData
 from service.http.audit import ACTOR_KEY, audited
 from service.http.auth import admit, authenticate, caller_tenant
+from service.http.errors import PUBLIC_ERRORS
 from service.keys import UserKeys
 
 TenantId = Annotated[str, QueryParameter(name="tenantId", min_length=1, max_length=MAX_ID_CHARS)]
@@ -22,7 +23,7 @@ async def _admit(request: Request[Any, Any, Any], tenant_id: str) -> None:
     await admit(request, tenant_id)
 
 
-@get("/export", summary="Everything Synapse holds on one user, as JSON")
+@get("/export", summary="Everything Synapse holds on one user, as JSON", responses=PUBLIC_ERRORS)
 async def export_user(
     request: Request[Any, Any, Any],
     user_data: NamedDependency[UserData],
@@ -35,7 +36,7 @@ async def export_user(
     return await user_data.export(UserKeys(tenant_id, user_id))
 
 
-@delete("/", status_code=200, summary="Delete one user's data everywhere")
+@delete("/", status_code=200, summary="Delete one user's data everywhere", responses=PUBLIC_ERRORS)
 async def delete_user(
     request: Request[Any, Any, Any],
     user_data: NamedDependency[UserData],
