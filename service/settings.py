@@ -51,7 +51,7 @@ class Settings:
     llm_max_retries: int = 2
     # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
     janitor_lease_seconds: int = 60
-    janitor_max_attempts: int = 8
+    janitor_max_attempts: int = 12
     janitor_backoff_base_ms: int = 5_000
     janitor_backoff_max_ms: int = 15 * 60 * 1000
     janitor_max_jobs: int = 8
