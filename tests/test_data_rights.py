@@ -6,7 +6,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from contracts import SessionCloseRequest
 from service.episodes import group_id
 from tests.support.api import ApiFactory
 from tests.support.builders import turn
@@ -20,9 +19,7 @@ async def _flushed_conversation(
     stack: Stack, tenant: str, probe: GraphProbe, user: str = "user-1"
 ) -> None:
     await stack.client.ingest(turn(tenant, "I need to book the dentist", user=user, session="s1"))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id=user, session_id="s1")
-    )
+    await stack.close(tenant, user, "s1")
     await eventually(
         lambda: probe.processed_episode_count(group_id(tenant, user)),
         lambda n: n == 1,
@@ -67,9 +64,7 @@ async def test_delete_removes_the_user_everywhere_and_is_idempotent(
     # A second session waits in the outbox for a janitor that is not running.
     stack.janitor.stop()
     await stack.client.ingest(turn(tenant, "pending words", session="s3"))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="s3")
-    )
+    await stack.close(tenant, "user-1", "s3")
     await stack.client.ingest(turn(tenant, "open words", session="s4"))
 
     first = await stack.http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})

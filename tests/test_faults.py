@@ -9,7 +9,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from contracts import SessionCloseRequest
 from service.episodes import episode_uuid, group_id
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
@@ -91,9 +90,7 @@ async def test_neo4j_outage_keeps_ingest_and_brief_up_and_every_episode_lands_af
         await stack.client.ingest(
             turn(tenant, f"I need to call {user.title()}", user=user, session="s1")
         )
-        await stack.client.close_session(
-            SessionCloseRequest(tenant_id=tenant, user_id=user, session_id="s1")
-        )
+        await stack.close(tenant, user, "s1")
 
     brief = await stack.http.post("/brief", json={"tenantId": tenant, "userId": users[0]})
     ingest = await stack.http.post(
@@ -143,16 +140,12 @@ async def test_llm_timeouts_are_retried_until_the_model_answers(
     stack = await stack_factory(LLM_TIMEOUT_SECONDS="1", JANITOR_MAX_ATTEMPTS="100")
     standin_fresh.set_latency(3.0)
     await stack.client.ingest(turn(tenant, "I need to renew my passport"))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
 
-    outbox = await eventually(
-        lambda: stack.debug("outbox", tenantId=tenant),
-        lambda r: r.json()["entries"] and r.json()["entries"][0]["attempts"] >= 2,
-        what="timed-out attempts",
+    outbox = await stack.outbox_when(
+        tenant, lambda o: o["entries"] and o["entries"][0]["attempts"] >= 2, "timed-out attempts"
     )
-    assert "Timeout" in outbox.json()["entries"][0]["lastError"]
+    assert "Timeout" in outbox["entries"][0]["lastError"]
     standin_fresh.set_latency(0.0)
 
     await eventually(
@@ -185,9 +178,7 @@ async def test_janitors_killed_again_and_again_leave_exactly_the_episodes(
                     session=session,
                 )
             )
-            await stack.client.close_session(
-                SessionCloseRequest(tenant_id=tenant, user_id=user, session_id=session)
-            )
+            await stack.close(tenant, user, session)
 
     for round_number in range(4):
         await asyncio.sleep(1.5)

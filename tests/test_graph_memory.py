@@ -99,19 +99,13 @@ async def test_explicit_close_flushes_and_repeated_closes_change_nothing(
     stack = await stack_factory()
     await _converse(stack.client, tenant)
 
-    first = await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    first = await stack.close(tenant)
     await _wait_for_episodes(graph_probe, tenant, 1)
-    again = await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    again = await stack.close(tenant)
     # The same turn retried after the flush is a duplicate, not a new generation.
     await stack.client.ingest(turn(tenant, DENTIST, timestamp="2026-02-03T18:34:12Z"))
     with pytest.raises(SynapseError) as unknown:
-        await stack.client.close_session(
-            SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="nope")
-        )
+        await stack.close(tenant, "user-1", "nope")
     with pytest.raises(SynapseError) as nothing_open:
         await stack.client.close_session(SessionCloseRequest(tenant_id=tenant, user_id="user-1"))
 
@@ -241,9 +235,7 @@ async def test_a_janitor_killed_mid_flush_loses_nothing_and_duplicates_nothing(
     stack = await stack_factory()
     standin_fresh.set_latency(1.0)
     await _converse(stack.client, tenant, text="I need to call Ashley about the Berlin trip")
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
 
     async def extraction_calls() -> int:
         return standin_fresh.calls.get("/v1/responses", 0)
@@ -272,9 +264,7 @@ async def test_rate_limited_llm_is_retried_with_backoff_then_succeeds(
     stack = await stack_factory()
     standin_fresh.inject_failures(429, count=2, retry_after=0.5, paths="/v1/responses")
     await _converse(stack.client, tenant)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
 
     await _wait_for_episodes(graph_probe, tenant, 1)
 
@@ -290,16 +280,12 @@ async def test_permanent_failure_is_dead_lettered_then_redriven_to_one_episode(
     stack = await stack_factory(JANITOR_MAX_ATTEMPTS="2")
     standin_fresh.fail_forever(500, paths="/v1/responses")
     await _converse(stack.client, tenant)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
 
-    outbox = await eventually(
-        lambda: stack.debug("outbox", tenantId=tenant),
-        lambda r: r.json()["counts"]["dead"] == 1,
-        what="a dead-lettered entry",
+    outbox = await stack.outbox_when(
+        tenant, lambda o: o["counts"]["dead"] == 1, "a dead-lettered entry"
     )
-    dead = outbox.json()["entries"][0]
+    dead = outbox["entries"][0]
     assert (dead["state"], dead["attempts"], dead["sessionId"]) == ("dead", 2, "session-1")
     assert "InternalServerError" in dead["lastError"]
     assert await _episodes(graph_probe, tenant) == 0
@@ -330,15 +316,11 @@ async def test_users_flush_in_parallel_while_each_users_sessions_stay_in_order(
             session=session,
             text=f"I need to finish chapter {session}",
         )
-        await stack.client.close_session(
-            SessionCloseRequest(tenant_id=tenant, user_id="alice", session_id=session)
-        )
+        await stack.close(tenant, "alice", session)
     await _converse(
         stack.client, tenant, user="bob", session="b1", text="I need to water the plants"
     )
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="bob", session_id="b1")
-    )
+    await stack.close(tenant, "bob", "b1")
 
     await _wait_for_episodes(graph_probe, tenant, 3, user="alice")
     await _wait_for_episodes(graph_probe, tenant, 1, user="bob")
@@ -356,9 +338,7 @@ async def test_session_brief_is_built_from_the_narrative_entities(
     stack = await stack_factory()
     text = "I'm at a noisy cafe. I feel frustrated. I need to fix the flaky tests."
     await _converse(stack.client, tenant, text=text)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
     await _wait_for_episodes(graph_probe, tenant, 1)
 
     narrative = await stack.client.session_brief(
@@ -397,9 +377,7 @@ async def test_one_tenant_or_user_never_sees_anothers_facts(
     await _converse(stack.client, tenant, text="I need to book the dentist")
     await _converse(stack.client, other, text="I need to buy a guitar")
     for who in (tenant, other):
-        await stack.client.close_session(
-            SessionCloseRequest(tenant_id=who, user_id="user-1", session_id="session-1")
-        )
+        await stack.close(who)
     await _wait_for_episodes(graph_probe, tenant, 1)
     await _wait_for_episodes(graph_probe, other, 1)
 
@@ -449,9 +427,7 @@ async def test_llm_calls_and_tokens_are_counted_per_episode_user_and_tenant(
 ) -> None:
     stack = await stack_factory()
     await _converse(stack.client, tenant)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
     await _wait_for_episodes(graph_probe, tenant, 1)
 
     user = (await stack.debug("user", tenantId=tenant, userId="user-1")).json()
@@ -547,9 +523,7 @@ async def test_facts_are_only_those_valid_at_the_reference_time(
 ) -> None:
     stack = await stack_factory()
     await _converse(stack.client, tenant)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
     await _wait_for_episodes(graph_probe, tenant, 1)
 
     async def facts_at(moment: str) -> list[str]:
@@ -594,16 +568,12 @@ async def test_retry_after_from_the_llm_delays_the_next_attempt(
     stack = await stack_factory()
     standin_fresh.inject_failures(429, count=1, retry_after=30, paths="/v1/responses")
     await _converse(stack.client, tenant)
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
 
-    outbox = await eventually(
-        lambda: stack.debug("outbox", tenantId=tenant),
-        lambda r: r.json()["counts"]["retrying"] == 1,
-        what="an entry waiting to retry",
+    outbox = await stack.outbox_when(
+        tenant, lambda o: o["counts"]["retrying"] == 1, "an entry waiting to retry"
     )
-    entry = outbox.json()["entries"][0]
+    entry = outbox["entries"][0]
     waited = at(entry["nextAttemptAt"]) - at(entry["createdAt"])
     # Backoff alone would be 200 ms here; the server asked for 30 s.
     assert waited.total_seconds() >= 30

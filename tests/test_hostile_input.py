@@ -15,7 +15,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
-from contracts import MemoryQueryRequest, SessionCloseRequest
+from contracts import MemoryQueryRequest
 from service.episodes import group_id
 from tests.support.api import RunningApi, base_env
 from tests.support.builders import turn
@@ -83,14 +83,10 @@ async def test_injection_shaped_ids_and_text_are_plain_data(
     stack = await stack_factory()
     bystander = f"{tenant}-bystander"
     await stack.client.ingest(turn(bystander, "I need to water the plants"))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=bystander, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(bystander)
     user, session = f"{shape} user", f"{shape} session"
     await stack.client.ingest(turn(tenant, f"I need to test {shape}", user=user, session=session))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id=user, session_id=session)
-    )
+    await stack.close(tenant, user, session)
     for who, whom in ((tenant, user), (bystander, "user-1")):
         await eventually(
             lambda t=who, u=whom: graph_probe.processed_episode_count(group_id(t, u)),

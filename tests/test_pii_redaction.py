@@ -2,7 +2,6 @@
 
 import pytest
 
-from contracts import SessionCloseRequest
 from service.episodes import group_id
 from service.redaction import Redactor, build_redactor
 from tests.support.builders import turn
@@ -42,9 +41,7 @@ async def _episode_content(
 ) -> str:
     stack = await stack_factory(**env)
     await stack.client.ingest(turn(tenant, PII))
-    await stack.client.close_session(
-        SessionCloseRequest(tenant_id=tenant, user_id="user-1", session_id="session-1")
-    )
+    await stack.close(tenant)
     await eventually(
         lambda: probe.episode_count(group_id(tenant, "user-1")), lambda n: n == 1, what="episode"
     )
