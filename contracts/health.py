@@ -20,7 +20,11 @@ class DependencyStatus(Outbound):
 
 
 class ReadyResponse(Outbound):
+    # Serving: Redis is reachable (without it nothing works).
     ready: bool
+    # Serving without the graph: Neo4j is unreachable, so /memory/query and /session/brief
+    # answer 503 while turns keep being buffered and closed into the outbox.
+    degraded: bool
     redis: DependencyStatus
     neo4j: DependencyStatus
     llm_provider: LlmProvider

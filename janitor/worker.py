@@ -7,6 +7,7 @@ reads to find the queue's health-check key.
 
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -26,6 +27,9 @@ from service.summaries import Summarizer
 
 logger = logging.getLogger(__name__)
 
+# One health-check key per process: with arq's shared per-queue key, one live replica would vouch
+# for a dead one, and any replica shutting down would delete it for all.
+HEALTH_CHECK_KEY = f"arq:janitor:health-check:{socket.gethostname()}"
 # Shutdown budget for in-flight flushes before they are abandoned to the outbox.
 DRAIN_SECONDS = 20.0
 SUMMARY_RETRY_SECONDS = 30
@@ -84,6 +88,7 @@ def create_worker(settings: Settings) -> Worker:
         max_jobs=settings.janitor_max_jobs,
         handle_signals=True,
         health_check_interval=30,
+        health_check_key=HEALTH_CHECK_KEY,
         job_timeout=300,
         keep_result=0,
     )
@@ -94,6 +99,7 @@ class WorkerSettings:
 
     redis_settings = RedisSettings.from_dsn(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     functions = functions()
+    health_check_key = HEALTH_CHECK_KEY
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from service.http.deps import (
     provide_user_data,
 )
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.request_context import RequestContextMiddleware
 from service.http.users import users_router
 from service.logs import configure_logging
 from service.resources import Resources
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     _declare_strict_bodies(app)
+    # Outermost, around routing and error handling: every response (a routing 404, a 500)
+    # carries X-Request-ID, and every log line of the request has its id and tenant.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
     return app
 
 

@@ -50,6 +50,7 @@ from pydantic import BaseModel, Field
 from service import offline_llm
 from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
 from service.settings import Settings
+from service.tracing import create_tracer
 
 logger = logging.getLogger(__name__)
 
@@ -394,6 +395,9 @@ class GraphMemory:
             llm_client=clients.llm,
             embedder=clients.embedder,
             cross_encoder=clients.cross_encoder,
+            # Optional OpenTelemetry spans (service/tracing.py). Graphiti wraps the raw
+            # OpenTelemetry tracer itself; its annotation names its own wrapper type.
+            tracer=create_tracer(os.environ, default_service_name="synapse"),  # type: ignore[arg-type]
         )
         return cls(graphiti, driver, clients)
 

@@ -72,6 +72,24 @@ async def test_acknowledged_turns_survive_redis_kill_9_during_ingest(
     assert len(texts) == len(set(texts))
 
 
+async def test_not_ready_while_redis_is_down_and_ready_again_after(
+    api_factory: ApiFactory, private_redis: PrivateServices
+) -> None:
+    api = api_factory(REDIS_URL=private_redis.redis_url)
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        private_redis.kill_redis()
+        down = await http.get("/ready")
+        private_redis.run("start-redis")
+        up = await eventually(
+            lambda: http.get("/ready"), lambda r: r.status_code == 200, what="ready"
+        )
+
+    assert down.status_code == 503
+    assert down.json()["ready"] is False
+    assert down.json()["redis"]["ok"] is False
+    assert up.json()["redis"]["ok"] is True
+
+
 @pytest.fixture
 def private_neo4j() -> Iterator[PrivateServices]:
     services = PrivateServices()
@@ -106,7 +124,8 @@ async def test_neo4j_outage_keeps_ingest_and_brief_up_and_every_episode_lands_af
     assert query.status_code == 503
     assert query.json()["error"] == "unavailable"
     assert "graph database" in query.json()["message"]
-    assert ready.status_code == 503
+    assert ready.status_code == 200
+    assert ready.json()["degraded"] is True
 
     private_neo4j.run("start-neo4j")
     driver_probe = _probe(private_neo4j)

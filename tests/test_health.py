@@ -18,6 +18,7 @@ async def test_ready_when_redis_and_neo4j_answer(client: SynapseClient) -> None:
     ready = await client.ready()
 
     assert ready.ready is True
+    assert ready.degraded is False
     assert ready.redis.ok is True
     assert ready.neo4j.ok is True
     assert ready.llm_provider == "offline"
@@ -25,7 +26,7 @@ async def test_ready_when_redis_and_neo4j_answer(client: SynapseClient) -> None:
     assert any("offline" in warning for warning in ready.warnings)
 
 
-async def test_not_ready_without_neo4j_yet_ingest_still_works(
+async def test_without_neo4j_ready_but_degraded_and_ingest_still_works(
     api_factory: ApiFactory, tenant: str
 ) -> None:
     api = api_factory(NEO4J_URI=f"bolt://127.0.0.1:{free_port()}")
@@ -43,8 +44,9 @@ async def test_not_ready_without_neo4j_yet_ingest_still_works(
             },
         )
 
-    assert ready.status_code == 503
-    assert ready.json()["ready"] is False
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert ready.json()["degraded"] is True
     assert ready.json()["neo4j"]["ok"] is False
     assert ready.json()["redis"]["ok"] is True
     assert ingest.status_code == 200

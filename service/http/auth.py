@@ -14,6 +14,7 @@ from litestar.handlers import BaseRouteHandler
 
 from service.errors import Forbidden, Unauthorized
 from service.http.deps import resources_from
+from service.logs import bind_tenant
 from service.tenants import Tenant
 
 _CALLER = "synapse_caller"
@@ -36,6 +37,7 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHan
 
 async def admit(request: Request[Any, Any, Any], tenant_id: str, *, turns: int = 0) -> None:
     """The caller may act for `tenant_id` and has quota left; otherwise nothing is done."""
+    bind_tenant(tenant_id)
     caller: Tenant | None = request.state.get(_CALLER)
     if caller is None:
         return

@@ -40,16 +40,20 @@ async def _probe(check: Callable[[], Awaitable[None]]) -> DependencyStatus:
     return DependencyStatus(ok=True)
 
 
-@get("/ready", summary="Readiness: Redis and Neo4j reachable; 503 otherwise")
+@get("/ready", summary="Readiness: 503 without Redis; Neo4j down is reported as degraded")
 async def ready(state: State) -> Response[ReadyResponse]:
     resources = resources_from(state)
     settings = resources.settings
     redis_status, neo4j_status = await asyncio.gather(
         _probe(resources.store.ping), _probe(resources.graph.ping)
     )
-    is_ready = redis_status.ok and neo4j_status.ok
+    # Without Redis nothing works. Without Neo4j, ingest, /brief and closes still do (episodes
+    # wait in the outbox): failing readiness then would pull every API pod out of the Service
+    # and turn a graph outage into a full one. So Neo4j down means ready, degraded.
+    is_ready = redis_status.ok
     body = ReadyResponse(
         ready=is_ready,
+        degraded=is_ready and not neo4j_status.ok,
         redis=redis_status,
         neo4j=neo4j_status,
         llm_provider=settings.llm_provider,
