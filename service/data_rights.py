@@ -55,14 +55,6 @@ class UserData:
         self._graph = graph
         self._lease_ms = lease_ms
 
-    async def _entry_ids(self, user: UserKeys) -> list[str]:
-        """Every outbox entry of the user, queued or dead."""
-        queued = await self._outbox.entries_for_user(user)
-        everything = await self._outbox.entries_for_tenant(user.tenant_id, limit=1_000_000)
-        ids = {e.entry_id for e in queued}
-        ids.update(e.entry_id for e in everything if e.user_id == user.user_id)
-        return sorted(ids)
-
     async def export(self, user: UserKeys) -> UserExport:
         profile = await self._store.profile(user)
         sessions = []
@@ -77,7 +69,7 @@ class UserData:
                 )
             )
         entries = []
-        for entry in await self._outbox.load(await self._entry_ids(user)):
+        for entry in await self._outbox.load(await self._outbox.user_entry_ids(user)):
             transcript = await self._outbox.transcript(entry.entry_id)
             entries.append(
                 ExportedOutboxEntry(
@@ -147,7 +139,7 @@ class UserData:
 
     async def _delete_redis_state(self, user: UserKeys) -> int:
         sessions = [s for s, _ in await self._store.sessions_by_activity(user)]
-        entry_ids = await self._entry_ids(user)
+        entry_ids = await self._outbox.user_entry_ids(user)
         keys = [
             user.profile,
             user.sessions,

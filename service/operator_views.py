@@ -81,8 +81,9 @@ class Operator:
     async def _user_entries(self, user: UserKeys) -> list[OutboxEntry]:
         """Queued entries and the user's dead ones, oldest first."""
         queued = await self._outbox.entries_for_user(user)
-        tenant = await self._outbox.entries_for_tenant(user.tenant_id, limit=10_000)
-        dead = [e for e in tenant if e.user_id == user.user_id and e.state == "dead"]
+        queued_ids = {e.entry_id for e in queued}
+        others = [i for i in await self._outbox.user_entry_ids(user) if i not in queued_ids]
+        dead = [e for e in await self._outbox.load(others) if e.state == "dead"]
         return queued + dead
 
     async def session(self, session: SessionKeys) -> DebugSession:

@@ -25,6 +25,7 @@ from service.keys import (
     OUTBOX_DEAD,
     OUTBOX_DUE,
     UserKeys,
+    encode,
     entry_key,
     entry_turns_key,
     tenant_entries_key,
@@ -231,6 +232,17 @@ class Outbox:
     async def entries_for_user(self, user: UserKeys) -> list[OutboxEntry]:
         queued: list[str] = await resolved(self._redis.lrange(user.outbox, 0, -1))
         return await self.load(queued)
+
+    async def user_entry_ids(self, user: UserKeys) -> list[str]:
+        """Every entry of the user, queued or dead, without reading the tenant's other entries:
+        ids start with the user's encoded ids, which contain no glob characters."""
+        prefix = f"{encode(user.tenant_id)}:{encode(user.user_id)}:"
+        ids: set[str] = set(await resolved(self._redis.lrange(user.outbox, 0, -1)))
+        async for entry_id, _ in self._redis.zscan_iter(
+            tenant_entries_key(user.tenant_id), match=prefix + "*"
+        ):
+            ids.add(entry_id)
+        return sorted(ids)
 
     async def dead_entries(self, *, limit: int) -> list[OutboxEntry]:
         ids: list[str] = await resolved(self._redis.zrange(OUTBOX_DEAD, 0, limit - 1))
