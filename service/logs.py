@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _request_id: ContextVar[str | None] = ContextVar("synapse_request_id", default=None)
+
+
 class _TenantSlot:
     """One per request or job. Mutable on purpose: frameworks run parts of a request in copied
     contexts (child tasks), and a tenant bound there must still reach the request's last line."""
