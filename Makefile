@@ -39,6 +39,13 @@ run: venv
 services:
 	$(SERVICES) start
 
+# Load generator from the OS packages; Redis and Neo4j on ports and a run dir of their own
+# (tests/bench/run.py starts and stops them). BENCH_* variables tune it (see run.py).
+bench: venv
+	command -v wrk >/dev/null 2>&1 || (apt-get update && apt-get install -y wrk)
+	$(SERVICES) install
+	$(BIN)/python -m tests.bench.run
+
 services-stop:
 	$(SERVICES) stop
 

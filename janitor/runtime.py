@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from service.flushing import Flusher
 from service.jobs import JobQueue
 from service.keys import UserKeys
+from service.metrics import JanitorMetrics
 from service.outbox import Outbox
 from service.session_store import SessionStore
 
@@ -38,13 +39,28 @@ def _now_ms() -> int:
 
 
 class Sweeper:
-    def __init__(self, store: SessionStore, jobs: JobQueue, *, idle_seconds: int) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        jobs: JobQueue,
+        *,
+        idle_seconds: int,
+        metrics: JanitorMetrics,
+    ) -> None:
         self._store = store
         self._jobs = jobs
         self._idle_ms = idle_seconds * 1000
+        # Cluster-wide counters in Redis (service/metrics.py).
+        self._metrics = metrics
 
     async def sweep_once(self) -> int:
         """Close every session idle past the cutoff; returns how many were closed."""
+        started = time.perf_counter()
+        closed = await self._sweep()
+        await self._metrics.sweep(seconds=time.perf_counter() - started, closed=closed)
+        return closed
+
+    async def _sweep(self) -> int:
         closed = 0
         now = _now_ms()
         cutoff = now - self._idle_ms

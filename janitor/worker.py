@@ -54,7 +54,12 @@ def _startup(settings: Settings) -> WorkerCoroutine:
             max_chars=settings.summary_max_chars,
         )
         loops = JanitorLoops(
-            Sweeper(resources.store, resources.jobs, idle_seconds=settings.session_idle_seconds),
+            Sweeper(
+                resources.store,
+                resources.jobs,
+                idle_seconds=settings.session_idle_seconds,
+                metrics=resources.janitor_metrics,
+            ),
             Pump(resources.outbox, resources.flusher, max_parallel=settings.janitor_max_jobs),
             sweep_seconds=settings.janitor_sweep_seconds,
         )

@@ -26,9 +26,11 @@ from service.http.deps import (
     provide_user_data,
 )
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.metrics import metrics_handler, metrics_middleware
 from service.http.request_context import RequestContextMiddleware
 from service.http.users import users_router
 from service.logs import configure_logging
+from service.metrics import RequestMetrics
 from service.resources import Resources
 from service.settings import Settings, SettingsError
 from service.tenants import TenantDirectory
@@ -63,8 +65,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await resources.close()
 
+    request_metrics = RequestMetrics()
     app = Litestar(
         route_handlers=[
+            metrics_handler(request_metrics),
             turns.ingest,
             turns.close_session,
             turns.session_ingest_handler(settings.max_transcript_body_bytes),
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics_middleware(request_metrics)],
         request_max_body_size=settings.max_body_bytes,
         # Logging is configured once for the process (service/logs.py), not again by Litestar.
         logging_config=None,

@@ -16,6 +16,7 @@ import msgspec
 from service.episodes import chunk_transcript, episode_body, episode_uuid, group_id
 from service.graph import GraphMemory, LlmRateLimited
 from service.keys import UserKeys
+from service.metrics import JanitorMetrics
 from service.outbox import FailOutcome, Lease, Outbox, OutboxEntry
 from service.redaction import Redactor
 from service.usage import UsageLedger
@@ -60,12 +61,15 @@ class Flusher:
         ledger: UsageLedger,
         policy: FlushPolicy,
         redactor: Redactor,
+        metrics: JanitorMetrics,
     ) -> None:
         self._outbox = outbox
         self._graph = graph
         self._ledger = ledger
         self._policy = policy
         self._redactor = redactor
+        # Cluster-wide counters, kept in Redis (service/metrics.py).
+        self._metrics = metrics
 
     async def flush_user(self, user: UserKeys) -> FlushReport:
         """Work the user's queue until it is empty, blocked by a backoff, or the lease is lost.
@@ -113,6 +117,8 @@ class Flusher:
             outcome = await self._fail(lease, entry, exc, retry_after)
             report.failed += 1
             report.dead += outcome.state == "dead"
+            if outcome.state != "lost":
+                await self._metrics.entry_failed(dead=outcome.state == "dead")
             logger.warning(
                 "outbox entry failed (attempt %d, now %s): %s",
                 outcome.attempts,
@@ -169,6 +175,11 @@ class Flusher:
                     user,
                     episode_uuid=uuid,
                     session_id=entry.session_id,
+                    llm_calls=outcome.usage.calls,
+                    input_tokens=outcome.usage.input_tokens,
+                    output_tokens=outcome.usage.output_tokens,
+                )
+                await self._metrics.episode_emitted(
                     llm_calls=outcome.usage.calls,
                     input_tokens=outcome.usage.input_tokens,
                     output_tokens=outcome.usage.output_tokens,

@@ -14,6 +14,7 @@ from service.data_rights import UserData
 from service.flushing import Flusher, FlushPolicy
 from service.graph import GraphMemory
 from service.jobs import JobQueue
+from service.metrics import JanitorMetrics
 from service.operator_views import Operator
 from service.outbox import Outbox
 from service.quotas import Quotas
@@ -47,6 +48,7 @@ class Resources:
     audit: AuditLog
     user_data: UserData
     redactor: Redactor
+    janitor_metrics: JanitorMetrics
 
     @classmethod
     async def open(
@@ -87,7 +89,8 @@ class Resources:
         store = SessionStore(redis, retention_seconds=settings.session_retention_seconds)
         jobs = JobQueue(arq_pool)
         redactor = build_redactor(settings.pii_redaction, settings.pii_patterns)
-        flusher = Flusher(outbox, graph, ledger, policy, redactor)
+        janitor_metrics = JanitorMetrics(redis)
+        flusher = Flusher(outbox, graph, ledger, policy, redactor, janitor_metrics)
         return cls(
             settings=settings,
             redis=redis,
@@ -104,6 +107,7 @@ class Resources:
             audit=AuditLog(redis, max_entries=settings.audit_max_entries),
             user_data=UserData(store, outbox, graph, lease_ms=policy.lease_ms),
             redactor=redactor,
+            janitor_metrics=janitor_metrics,
         )
 
     async def close(self) -> None:
