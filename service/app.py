@@ -26,7 +26,7 @@ from service.http.deps import (
     provide_user_data,
 )
 from service.http.errors import EXCEPTION_HANDLERS
-from service.http.metrics import metrics_handler, metrics_middleware
+from service.http.metrics import metrics_handler
 from service.http.request_context import RequestContextMiddleware
 from service.http.users import users_router
 from service.logs import configure_logging
@@ -92,7 +92,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware(request_metrics)],
         request_max_body_size=settings.max_body_bytes,
         # Logging is configured once for the process (service/logs.py), not again by Litestar.
         logging_config=None,
@@ -107,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     _declare_strict_bodies(app)
     # Outermost, around routing and error handling: every response (a routing 404, a 500)
     # carries X-Request-ID, and every log line of the request has its id and tenant.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, request_metrics)
     return app
 
 
