@@ -5,7 +5,7 @@ from datetime import datetime
 from contracts import IngestRequest, IngestResponse
 from service.jobs import JobQueue
 from service.keys import UserKeys
-from service.session_store import NewTurn, SessionStore
+from service.session_store import SUMMARY_BACKLOG_CAP, NewTurn, SessionStore
 
 
 async def ingest_turn(
@@ -29,6 +29,9 @@ async def ingest_turn(
         persona_id=request.persona_id,
         now_ms=int(now.timestamp() * 1000),
     )
-    if result.stored and result.summary_backlog >= summary_every_turns:
+    # Once every `summary_every_turns` new turns (not on every turn past it: an enqueue costs
+    # several Redis round trips); a job folds in the whole backlog, and every close enqueues one.
+    backlog = result.summary_backlog
+    if result.stored and (backlog % summary_every_turns == 0 or backlog > SUMMARY_BACKLOG_CAP):
         await jobs.refresh_summary(user)
     return IngestResponse(status="ingested", session_id=request.session_id, graphiti_added=False)

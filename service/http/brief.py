@@ -12,8 +12,7 @@ from service.clock import utc_now
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
-from service.session_store import SessionStore
-from service.settings import Settings
+from service.resources import Resources
 
 
 @post(
@@ -26,13 +25,16 @@ from service.settings import Settings
 async def brief(
     request: Request[Any, Any, Any],
     data: JSONBody[BriefRequest],
-    store: NamedDependency[SessionStore],
-    settings: NamedDependency[Settings],
+    resources: NamedDependency[Resources],
 ) -> BriefResponse:
     """Time context in the user's zone, recent working memory and the rolling summary.
     Reads Redis only; never calls the LLM."""
     body = await strict_body(request, BriefRequest)
     await admit(request, body.tenant_id)
+    # One dependency on the hot path: Litestar resolves several in a task group per request.
     return await build_brief(
-        store, body, working_memory_turns=settings.working_memory_turns, now=utc_now()
+        resources.store,
+        body,
+        working_memory_turns=resources.settings.working_memory_turns,
+        now=utc_now(),
     )

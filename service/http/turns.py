@@ -21,6 +21,7 @@ from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
 from service.ingestion import ingest_turn
 from service.jobs import JobQueue
+from service.resources import Resources
 from service.session_store import SessionStore
 from service.settings import Settings
 
@@ -35,15 +36,18 @@ from service.settings import Settings
 async def ingest(
     request: Request[Any, Any, Any],
     data: JSONBody[IngestRequest],
-    store: NamedDependency[SessionStore],
-    jobs: NamedDependency[JobQueue],
-    settings: NamedDependency[Settings],
+    resources: NamedDependency[Resources],
 ) -> IngestResponse:
     """Append a turn to its session's buffer. Retrying the same turn stores it once."""
+    # One dependency on the hot path: Litestar resolves several in a task group per request.
     body = await strict_body(request, IngestRequest)
     await admit(request, body.tenant_id, turns=1)
     return await ingest_turn(
-        store, jobs, body, now=utc_now(), summary_every_turns=settings.summary_every_turns
+        resources.store,
+        resources.jobs,
+        body,
+        now=utc_now(),
+        summary_every_turns=resources.settings.summary_every_turns,
     )
 
 
