@@ -1,6 +1,8 @@
 """End to end: real API and janitor processes, real Redis and Neo4j, the real openai SDK talking
 to the OpenAI-compatible stand-in over loopback HTTP."""
 
+from typing import Any, cast
+
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -430,7 +432,15 @@ async def test_llm_calls_and_tokens_are_counted_per_episode_user_and_tenant(
     await stack.close(tenant)
     await _wait_for_episodes(graph_probe, tenant, 1)
 
-    user = (await stack.debug("user", tenantId=tenant, userId="user-1")).json()
+    # The episode is visible in Neo4j a moment before the janitor acks it and books its cost.
+    async def user_view() -> dict[str, Any]:
+        return cast(
+            dict[str, Any], (await stack.debug("user", tenantId=tenant, userId="user-1")).json()
+        )
+
+    user = await eventually(
+        user_view, lambda view: view["usage"]["episodes"] > 0, what="the episode's cost booked"
+    )
     outbox = (await stack.debug("outbox", tenantId=tenant)).json()
 
     llm_calls = sum(
