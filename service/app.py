@@ -24,8 +24,10 @@ from service.http.deps import (
     provide_settings,
     provide_store,
     provide_user_data,
+    resources_from,
 )
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.hot_path import HotPath
 from service.http.metrics import metrics_handler
 from service.http.request_context import RequestContextMiddleware
 from service.http.users import users_router
@@ -106,7 +108,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     _declare_strict_bodies(app)
     # Outermost, around routing and error handling: every response (a routing 404, a 500)
     # carries X-Request-ID, and every log line of the request has its id and tenant.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, request_metrics)
+    # Inside it, /ingest and /brief skip the framework when the request is well-formed.
+    hot_path = HotPath(app.asgi_handler, lambda: resources_from(app.state), settings.max_body_bytes)
+    app.asgi_handler = RequestContextMiddleware(
+        hot_path, request_metrics, log_every_request=settings.access_log == "all"
+    )
     return app
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 LlmProvider = Literal["openai", "openai-compatible", "offline"]
 _PROVIDERS: tuple[LlmProvider, ...] = ("openai", "openai-compatible", "offline")
+AccessLog = Literal["errors", "all"]
 
 # /brief keeps at most this many recent turns per session for working memory.
 MAX_WORKING_MEMORY_TURNS = 50
@@ -45,6 +46,8 @@ class Settings:
     # How long closed-session state (dedupe keys, recent turns) is kept in Redis.
     session_retention_seconds: int = 30 * 24 * 3600
     log_level: str = "INFO"
+    # Access lines: "errors" (4xx, 5xx, slow requests) or "all" (service/http/request_context.py).
+    access_log: AccessLog = "errors"
     # Per-request LLM budget and the SDK's own retries (which honour Retry-After) before the
     # outbox's backoff takes over.
     llm_timeout_seconds: int = 120
@@ -133,6 +136,11 @@ class Settings:
         if provider == "openai-compatible" and not base_url:
             raise SettingsError("LLM_PROVIDER=openai-compatible needs OPENAI_BASE_URL")
 
+        access_log_raw = text("ACCESS_LOG", "errors").lower()
+        if access_log_raw not in ("errors", "all"):
+            raise SettingsError("ACCESS_LOG must be errors or all")
+        access_log: AccessLog = "all" if access_log_raw == "all" else "errors"
+
         defaults = cls()
         return cls(
             host=text("SYNAPSE_HOST", defaults.host),
@@ -177,6 +185,7 @@ class Settings:
                 high=3650 * 24 * 3600,
             ),
             log_level=text("LOG_LEVEL", defaults.log_level).upper(),
+            access_log=access_log,
             llm_timeout_seconds=integer(
                 "LLM_TIMEOUT_SECONDS", defaults.llm_timeout_seconds, low=1, high=3600
             ),

@@ -1,5 +1,6 @@
 """Bad input gets a clear 4xx naming the problem, and changes nothing in Redis."""
 
+import json
 from typing import Any
 
 import httpx
@@ -95,6 +96,41 @@ async def test_a_body_over_the_limit_is_a_413(api_factory: Any, redis: Redis, te
 
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
+    await _assert_untouched(redis)
+
+
+def _streamed(body: bytes, piece: int = 7) -> Any:
+    """The body in small pieces without a Content-Length: HTTP/1.1 chunked transfer."""
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), piece):
+            yield body[start : start + piece]
+
+    return pieces()
+
+
+async def test_a_streamed_turn_is_stored_and_briefed(http: httpx.AsyncClient, tenant: str) -> None:
+    body = json.dumps(ingest_body(tenant, text="streamed in pieces")).encode()
+    ingested = await http.post("/ingest", content=_streamed(body))
+    brief = await http.post(
+        "/brief", json={"tenantId": tenant, "userId": "user-1", "sessionId": "session-1"}
+    )
+
+    assert ingested.status_code == 200, ingested.text
+    assert [turn["text"] for turn in brief.json()["workingMemory"]] == ["streamed in pieces"]
+
+
+async def test_streamed_malformed_or_oversized_bodies_are_refused(
+    api_factory: Any, redis: Redis, tenant: str
+) -> None:
+    api: RunningApi = api_factory(MAX_BODY_BYTES="4096")
+    oversized = json.dumps(ingest_body(tenant, text="x" * 5000)).encode()
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        malformed = await http.post("/ingest", content=_streamed(b'{"tenantId": "t", "user'))
+        too_large = await http.post("/ingest", content=_streamed(oversized, piece=1000))
+
+    assert (malformed.status_code, malformed.json()["error"]) == (400, "malformed_body")
+    assert (too_large.status_code, too_large.json()["error"]) == (413, "body_too_large")
     await _assert_untouched(redis)
 
 

@@ -343,6 +343,7 @@ async def test_logs_are_json_lines_with_request_id_and_tenant_and_no_message_tex
         backing_services.redis_url,
         backing_services.neo4j_uri,
         LOG_LEVEL="INFO",
+        ACCESS_LOG="all",
         INTERNAL_TOKEN=INTERNAL_TOKEN,
     )
     api = await ApiProcess(env, [sys.executable, "-m", "service"]).start()
@@ -392,6 +393,39 @@ async def test_logs_are_json_lines_with_request_id_and_tenant_and_no_message_tex
     assert any(line["logger"].startswith("uvicorn") for line in lines)
     assert SECRET_TEXT not in output
     assert INTERNAL_TOKEN not in output
+
+
+async def test_by_default_only_failed_requests_get_an_access_line(
+    backing_services: BackingServices, api_process: list[ApiProcess], tenant: str
+) -> None:
+    env = base_env(backing_services.redis_url, backing_services.neo4j_uri, LOG_LEVEL="INFO")
+    api = await ApiProcess(env, [sys.executable, "-m", "service"]).start()
+    api_process.append(api)
+    turn = {
+        "tenantId": tenant,
+        "userId": "user-1",
+        "sessionId": "session-1",
+        "role": "user",
+        "text": "hello",
+        "timestamp": "2026-02-03T18:34:12Z",
+    }
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        ingested = await http.post("/ingest", json=turn)
+        invalid = await http.post("/ingest", json={**turn, "role": "narrator"})
+        unknown = await http.post("/session/close", json={**turn_ids(turn), "sessionId": "nope"})
+    api.terminate()
+    await asyncio.to_thread(api.wait)
+    lines = json_lines(api.output())
+    logged = {line["request_id"] for line in lines if line["logger"] == "synapse.access"}
+
+    assert (ingested.status_code, invalid.status_code, unknown.status_code) == (200, 422, 404)
+    assert ingested.headers["x-request-id"] not in logged
+    assert invalid.headers["x-request-id"] in logged
+    assert unknown.headers["x-request-id"] in logged
+
+
+def turn_ids(turn: dict[str, str]) -> dict[str, str]:
+    return {key: turn[key] for key in ("tenantId", "userId")}
 
 
 def test_a_log_line_masks_secrets_and_keeps_only_the_first_line_of_an_error() -> None:

@@ -15,24 +15,27 @@ from litestar.handlers import BaseRouteHandler
 from service.errors import Forbidden, Unauthorized
 from service.http.deps import resources_from
 from service.logs import bind_tenant
-from service.tenants import Tenant
+from service.tenants import Tenant, TenantDirectory
 
 _CALLER = "synapse_caller"
 _BEARER = "bearer "
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    directory = resources_from(connection.app.state).tenants
+def caller_for(directory: TenantDirectory, authorization: str) -> Tenant | None:
+    """The tenant whose key the Authorization header carries; None in open mode."""
     if directory.open_mode:
-        connection.state[_CALLER] = None
-        return
-    header = connection.headers.get("authorization", "")
-    if not header.lower().startswith(_BEARER) or not header[len(_BEARER) :].strip():
+        return None
+    if not authorization.lower().startswith(_BEARER) or not authorization[len(_BEARER) :].strip():
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-    tenant = directory.tenant_for(header[len(_BEARER) :].strip())
+    tenant = directory.tenant_for(authorization[len(_BEARER) :].strip())
     if tenant is None:
         raise Unauthorized("the API key is not valid")
-    connection.state[_CALLER] = tenant
+    return tenant
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    directory = resources_from(connection.app.state).tenants
+    connection.state[_CALLER] = caller_for(directory, connection.headers.get("authorization", ""))
 
 
 async def admit(request: Request[Any, Any, Any], tenant_id: str, *, turns: int = 0) -> None:

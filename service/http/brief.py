@@ -29,9 +29,15 @@ async def brief(
 ) -> BriefResponse:
     """Time context in the user's zone, recent working memory and the rolling summary.
     Reads Redis only; never calls the LLM."""
+    # Well-formed, admitted requests are answered by service/http/hot_path.py before they reach
+    # Litestar; this handler answers the rest (every error) and defines the OpenAPI entry.
     body = await strict_body(request, BriefRequest)
     await admit(request, body.tenant_id)
-    # One dependency on the hot path: Litestar resolves several in a task group per request.
+    return await brief_admitted(resources, body)
+
+
+async def brief_admitted(resources: Resources, body: BriefRequest) -> BriefResponse:
+    """The work of /brief once the caller is admitted: shared with the hot path."""
     return await build_brief(
         resources.store,
         body,

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request, Response
@@ -76,52 +77,84 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _error(status, ErrorCode.VALIDATION_ERROR, exc.detail)
 
 
-def domain_error(_: Request[Any, Any, Any], exc: errors.SynapseError) -> Response[Any]:
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An error answer without a framework around it: the hot path (service/http/hot_path.py)
+    sends it as raw ASGI, Litestar's exception handlers as a Response."""
+
+    status: int
+    body: ErrorBody
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def domain_reply(exc: errors.SynapseError) -> ErrorReply:
     if isinstance(exc, errors.Unauthorized):
-        response = _error(401, ErrorCode.UNAUTHORIZED, exc.message)
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+        body = ErrorBody(error=ErrorCode.UNAUTHORIZED, message=exc.message)
+        return ErrorReply(401, body, {"WWW-Authenticate": "Bearer"})
     if isinstance(exc, errors.Forbidden):
-        return _error(403, ErrorCode.FORBIDDEN, exc.message, exc.field)
-    if isinstance(exc, errors.RateLimited):
-        response = _error(429, ErrorCode.RATE_LIMITED, exc.message)
-        response.headers.update(
-            {
-                "Retry-After": str(exc.retry_after_seconds),
-                "X-RateLimit-Limit": str(exc.limit),
-                "X-RateLimit-Remaining": str(exc.remaining),
-                "X-RateLimit-Reset": str(exc.retry_after_seconds),
-            }
+        return ErrorReply(
+            403, ErrorBody(error=ErrorCode.FORBIDDEN, message=exc.message, field=exc.field)
         )
-        return response
+    if isinstance(exc, errors.RateLimited):
+        headers = {
+            "Retry-After": str(exc.retry_after_seconds),
+            "X-RateLimit-Limit": str(exc.limit),
+            "X-RateLimit-Remaining": str(exc.remaining),
+            "X-RateLimit-Reset": str(exc.retry_after_seconds),
+        }
+        return ErrorReply(
+            429, ErrorBody(error=ErrorCode.RATE_LIMITED, message=exc.message), headers
+        )
     if isinstance(exc, errors.NotFound):
-        return _error(404, ErrorCode.NOT_FOUND, exc.message, exc.field)
+        return ErrorReply(
+            404, ErrorBody(error=ErrorCode.NOT_FOUND, message=exc.message, field=exc.field)
+        )
     if isinstance(exc, errors.DependencyUnavailable):
-        return _error(HTTP_503_SERVICE_UNAVAILABLE, ErrorCode.UNAVAILABLE, exc.message)
-    return _error(HTTP_422_UNPROCESSABLE_ENTITY, ErrorCode.VALIDATION_ERROR, exc.message, exc.field)
+        body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=exc.message)
+        return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body)
+    body = ErrorBody(error=ErrorCode.VALIDATION_ERROR, message=exc.message, field=exc.field)
+    return ErrorReply(HTTP_422_UNPROCESSABLE_ENTITY, body)
+
+
+DEPENDENCY_ERRORS = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, SessionExpired)
+
+
+def dependency_reply(exc: Exception) -> ErrorReply:
+    which = "graph database" if isinstance(exc, ServiceUnavailable | SessionExpired) else "Redis"
+    logger.warning("%s unavailable: %s", which, type(exc).__name__)
+    body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=f"{which} unavailable")
+    return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body, {"Retry-After": "5"})
+
+
+def unexpected_reply(exc: Exception) -> ErrorReply:
+    logger.exception("unhandled error", exc_info=exc)
+    return ErrorReply(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        ErrorBody(error=ErrorCode.INTERNAL, message="internal error"),
+    )
+
+
+def _response(reply: ErrorReply) -> Response[Any]:
+    return Response(reply.body, status_code=reply.status, headers=reply.headers or None)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: errors.SynapseError) -> Response[Any]:
+    return _response(domain_reply(exc))
 
 
 def dependency_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    which = "graph database" if isinstance(exc, ServiceUnavailable | SessionExpired) else "Redis"
-    logger.warning("%s unavailable: %s", which, type(exc).__name__)
-    response = _error(HTTP_503_SERVICE_UNAVAILABLE, ErrorCode.UNAVAILABLE, f"{which} unavailable")
-    response.headers["Retry-After"] = "5"
-    return response
+    return _response(dependency_reply(exc))
 
 
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    logger.exception("unhandled error", exc_info=exc)
-    return _error(HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL, "internal error")
+    return _response(unexpected_reply(exc))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: validation_error,
     HTTPException: http_error,
     errors.SynapseError: domain_error,
-    RedisConnectionError: dependency_down,
-    RedisTimeoutError: dependency_down,
-    ServiceUnavailable: dependency_down,
-    SessionExpired: dependency_down,
+    **dict.fromkeys(DEPENDENCY_ERRORS, dependency_down),
     Exception: unexpected_error,
 }
 

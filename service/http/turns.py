@@ -39,9 +39,15 @@ async def ingest(
     resources: NamedDependency[Resources],
 ) -> IngestResponse:
     """Append a turn to its session's buffer. Retrying the same turn stores it once."""
-    # One dependency on the hot path: Litestar resolves several in a task group per request.
+    # Well-formed, admitted requests are answered by service/http/hot_path.py before they reach
+    # Litestar; this handler answers the rest (every error) and defines the OpenAPI entry.
     body = await strict_body(request, IngestRequest)
     await admit(request, body.tenant_id, turns=1)
+    return await ingest_admitted(resources, body)
+
+
+async def ingest_admitted(resources: Resources, body: IngestRequest) -> IngestResponse:
+    """The work of /ingest once the caller is admitted: shared with the hot path."""
     return await ingest_turn(
         resources.store,
         resources.jobs,
