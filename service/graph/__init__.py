@@ -1,4 +1,4 @@
-"""Everything Graphiti: the only module that imports graphiti_core.
+"""Everything Graphiti: the only package that imports graphiti_core.
 
 It builds the Graphiti client once per process for the configured LLM provider, and pins the
 library's known problems in one place (see ../shared/GRAPHITI_NOTES.md):
@@ -8,6 +8,9 @@ library's known problems in one place (see ../shared/GRAPHITI_NOTES.md):
 - episodes get deterministic uuids through a pre-saved EpisodicNode (issue #1646);
 - search uses deep copies of the RRF recipes (issue #1680), always one group, and filters
   facts by validity in Python (issue #1664; SearchFilters' date OR-groups collide, #488);
+- search goes through vector_search.VectorSearch: a Neo4j vector index instead of Graphiti's
+  linear cosine scan where that provably gives the same answer, and no embeddings shipped
+  back with the hits;
 - telemetry is switched off before graphiti_core is imported.
 """
 
@@ -48,6 +51,7 @@ from openai import APIStatusError, AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from service import offline_llm
+from service.graph.vector_search import VectorSearch, VectorSearchStats
 from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
 from service.settings import Settings
 from service.tracing import create_tracer
@@ -361,11 +365,14 @@ _OVERFETCH = 3
 class GraphMemory:
     """Owns the Graphiti client and its Neo4j driver for the life of a process."""
 
-    def __init__(self, graphiti: Graphiti, driver: Neo4jDriver, clients: Clients) -> None:
+    def __init__(
+        self, graphiti: Graphiti, driver: Neo4jDriver, clients: Clients, vectors: VectorSearch
+    ) -> None:
         self._graphiti = graphiti
         self._driver = driver
         self._clients = clients
         self._llm = clients.llm
+        self._vectors = vectors
         self._prepared = False
 
     @classmethod
@@ -389,6 +396,8 @@ class GraphMemory:
             connection_timeout=NEO4J_CONNECT_SECONDS,
             connection_acquisition_timeout=NEO4J_CONNECT_SECONDS * 2,
         )
+        # After the client swap: the interface's view of the driver shares the final client.
+        vectors = VectorSearch.install(driver, dimensions=settings.embedding_dim)
         clients = build_clients(settings)
         graphiti = Graphiti(
             graph_driver=driver,
@@ -399,12 +408,19 @@ class GraphMemory:
             # OpenTelemetry tracer itself; its annotation names its own wrapper type.
             tracer=create_tracer(os.environ, default_service_name="synapse"),  # type: ignore[arg-type]
         )
-        return cls(graphiti, driver, clients)
+        return cls(graphiti, driver, clients, vectors)
 
     async def prepare(self) -> None:
-        """Create Graphiti's indices if missing. Idempotent; never deletes existing ones."""
+        """Create Graphiti's indices and the vector indexes if missing. Idempotent; never
+        deletes or replaces existing ones."""
         await self._graphiti.build_indices_and_constraints(delete_existing=False)
+        await self._vectors.ensure_indexes()
         self._prepared = True
+
+    @property
+    def vector_search_stats(self) -> VectorSearchStats:
+        """How this process's similarity searches were answered (index, exact scan, library)."""
+        return self._vectors.stats
 
     async def reachable(self, within_seconds: float) -> bool:
         """One quick connection attempt; unlike queries, it does not retry for half a minute."""
