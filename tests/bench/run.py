@@ -19,6 +19,7 @@ sessions). Knobs, with the issue's numbers as defaults:
   BENCH_QUERIES=40                          sequential queries per fact count (each side)
   BENCH_JANITOR_SESSIONS=1000 BENCH_JANITOR_TURNS=10 BENCH_JANITOR_LATENCIES_MS=0,300
   BENCH_JANITOR_MAX_SECONDS=420             cap per latency; the rate is measured on what landed
+  BENCH_JANITOR_SERIAL_SESSIONS=100         then flushed by a janitor with JANITOR_MAX_JOBS=1
   BENCH_SWEEP_SESSIONS=100000
   BENCH_EMBEDDING_DIM=1024                  the service's default EMBEDDING_DIM
   BENCH_REDIS_PORT=6394 BENCH_NEO4J_PORT=7694 BENCH_API_PORT=8794 BENCH_BASELINE_PORT=8795
@@ -65,6 +66,7 @@ RATE_SECONDS = env_int("BENCH_RATE_SECONDS", SECONDS)
 FACTS = env_list("BENCH_FACTS", "1000,10000,100000")
 QUERY_COUNT = env_int("BENCH_QUERIES", 40)
 JANITOR_SESSIONS = env_int("BENCH_JANITOR_SESSIONS", 1000)
+SERIAL_SESSIONS = env_int("BENCH_JANITOR_SERIAL_SESSIONS", 100)
 JANITOR_TURNS = env_int("BENCH_JANITOR_TURNS", 10)
 JANITOR_LATENCIES_MS = env_list("BENCH_JANITOR_LATENCIES_MS", "0,300")
 JANITOR_MAX_SECONDS = env_int("BENCH_JANITOR_MAX_SECONDS", 420)
@@ -586,7 +588,9 @@ class JanitorRound:
     standin_calls: dict[str, int]
 
 
-async def janitor_round(janitor: Process, latency_ms: int, standin: Any) -> JanitorRound:
+async def janitor_round(
+    janitor: Process, latency_ms: int, standin: Any, sessions: int = JANITOR_SESSIONS
+) -> JanitorRound:
     from arq.connections import RedisSettings, create_pool
     from redis.asyncio import Redis
 
@@ -624,14 +628,12 @@ async def janitor_round(janitor: Process, latency_ms: int, standin: Any) -> Jani
             )
             await store.append_turn(session, turn, persona_id="persona-1", now_ms=base_ms)
 
-    for start in range(0, JANITOR_SESSIONS, 100):
-        await asyncio.gather(
-            *(converse(i) for i in range(start, min(JANITOR_SESSIONS, start + 100)))
-        )
+    for start in range(0, sessions, 100):
+        await asyncio.gather(*(converse(i) for i in range(start, min(sessions, start + 100))))
     cpu_before = janitor.cpu_seconds()
     started_at = time.perf_counter()
     now = datetime.now(UTC)
-    for i in range(JANITOR_SESSIONS):
+    for i in range(sessions):
         await close_session(
             store,
             jobs,
@@ -643,7 +645,7 @@ async def janitor_round(janitor: Process, latency_ms: int, standin: Any) -> Jani
     while time.perf_counter() - started_at < JANITOR_MAX_SECONDS:
         await asyncio.sleep(1)
         emitted = int(await redis.hget(JANITOR_METRICS_KEY, "episodesEmitted") or 0) - initial
-        if emitted >= JANITOR_SESSIONS:
+        if emitted >= sessions:
             break
     seconds = time.perf_counter() - started_at
     cpu = janitor.cpu_seconds() - cpu_before
@@ -757,6 +759,37 @@ def janitor_phase(table: Table, rss: dict[str, tuple[float, float]]) -> None:
                     "report",
                 )
             rss["janitor"] = (idle, janitor.rss_mb())
+        if SERIAL_SESSIONS:
+            serial_round(table, standin, {**env, "JANITOR_MAX_JOBS": "1"})
+
+
+def serial_round(table: Table, standin: Any, env: dict[str, str]) -> None:
+    """The same flush with one user at a time: the time outside LLM calls without seven other
+    episodes contending for the same 2 cores, which is what one episode costs by itself."""
+    janitor = Process("janitor-serial", [PY, "-m", "tests.bench.janitor_probe"], env)
+    with started(janitor):
+        janitor.wait_for_log("janitor started")
+        log(f"janitor: {SERIAL_SESSIONS} sessions, one user at a time, 0 ms per LLM call")
+        r = asyncio.run(janitor_round(janitor, 0, standin, sessions=SERIAL_SESSIONS))
+    outside = statistics.mean(r.outside_ms) if r.outside_ms else None
+    llm = statistics.mean(r.llm_ms) if r.llm_ms else None
+    graph = statistics.mean(r.neo4j_ms) if r.neo4j_ms else None
+    table.add(
+        f"janitor @ 0 ms, one user at a time ({r.episodes} episodes): time outside LLM calls "
+        "per episode (mean, p95; baseline: LLM wait)",
+        f"{ms(outside)}, p95 {ms(pct(r.outside_ms, 95))}",
+        ms(llm),
+        ratio(outside, llm),
+        "<= 100 ms",
+        outside is not None and outside <= 100,
+    )
+    table.add(
+        "janitor @ 0 ms, one user at a time: of that, waiting on Neo4j (mean, queries/episode)",
+        f"{ms(graph)}, {r.queries:.0f} queries",
+        ms(outside),
+        ratio(graph, outside),
+        "report",
+    )
 
 
 async def seed_open_sessions(tenant: str, sessions: int, now_ms: int) -> None:
