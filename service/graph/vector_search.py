@@ -52,9 +52,6 @@ logger = logging.getLogger(__name__)
 
 _NEO4J = GraphProvider.NEO4J
 
-# An index is asked for `limit` times this many neighbours the first time a group searches it
-# (later asks are sized from what the group's share of the neighbours turned out to be).
-DEFAULT_OVERFETCH = 4
 # Never more neighbours than this: past it, asking the index costs about what the exact scan
 # costs for a group that rare in it (on the bench machine: 1,200 neighbours of 111k facts take
 # ~100 ms; the scan spends ~30 us per fact of the group, mostly reading its embedding).
@@ -101,6 +98,16 @@ class VectorIndex:
     label_or_type: str
     key: str  # the embedding property
     pattern: str  # binds `x`
+
+    def share_query(self) -> str:
+        """The group's count and the whole index's, both served by Neo4j's indexes and count
+        store rather than by reading the items."""
+        return (
+            f"CALL () {{ MATCH {self.pattern} WHERE x.group_id = $group_id "
+            "RETURN count(x) AS mine } "
+            f"CALL () {{ MATCH {self.pattern} RETURN count(x) AS total }} "
+            "RETURN mine, total"
+        )
 
     def create_query(self, dimensions: int) -> str:
         # Index options cannot be parameters; `dimensions` is an int from the settings.
@@ -244,7 +251,6 @@ class VectorSearch(SearchInterface):
 
     _library: GraphDriver = PrivateAttr()
     _dimensions: int = PrivateAttr()
-    _overfetch: int = PrivateAttr()
     _max_candidates: int = PrivateAttr()
     _states: dict[str, _IndexState] = PrivateAttr()
     _shares: OrderedDict[tuple[str, str], _Share] = PrivateAttr()
@@ -256,13 +262,11 @@ class VectorSearch(SearchInterface):
         library_driver: GraphDriver,
         *,
         dimensions: int,
-        overfetch: int = DEFAULT_OVERFETCH,
         max_candidates: int = DEFAULT_MAX_CANDIDATES,
     ) -> None:
         super().__init__()
         self._library = library_driver
         self._dimensions = dimensions
-        self._overfetch = overfetch
         self._max_candidates = max_candidates
         self._states = {FACT_INDEX.name: _IndexState(), NAME_INDEX.name: _IndexState()}
         self._shares = OrderedDict()
@@ -486,7 +490,7 @@ class VectorSearch(SearchInterface):
         if name is None:
             return None
         key = (index.name, group)
-        candidates = self._first_ask(key, limit)
+        candidates = await self._first_ask(index, key, limit)
         for attempt in (1, 2):
             if candidates is None:
                 return None
@@ -504,11 +508,21 @@ class VectorSearch(SearchInterface):
             candidates = bigger if bigger is not None and bigger > candidates else None
         return None
 
-    def _first_ask(self, key: tuple[str, str], limit: int) -> int | None:
+    async def _first_ask(self, index: VectorIndex, key: tuple[str, str], limit: int) -> int | None:
+        """Neighbours to ask for first, or None to scan at once. Sized from the group's share
+        of the neighbours its last search saw, or else from its share of the whole index: a
+        group too small a share of it (most users of a big database, and every new one) goes
+        straight to the scan instead of paying for an index call that cannot settle it."""
         share = self._shares.get(key)
-        if share is None or time.monotonic() - share.at > SHARE_MEMORY_SECONDS:
-            return max(limit, min(limit * self._overfetch, self._max_candidates))
-        return self._sized(limit, share.fraction)
+        if share is not None and time.monotonic() - share.at <= SHARE_MEMORY_SECONDS:
+            return self._sized(limit, share.fraction)
+        result = await self._library.execute_query(
+            index.share_query(), group_id=key[1], routing_="r"
+        )
+        record = result.records[0]
+        fraction = record["mine"] / record["total"] if record["total"] else 0.0
+        self._remember(key, fraction)
+        return self._sized(limit, fraction)
 
     def _sized(self, limit: int, share: float) -> int | None:
         """Neighbours to ask for so that about SIZE_MARGIN x `limit` are the group's; None
