@@ -592,13 +592,8 @@ class VectorSearch(SearchInterface):
             return await search_utils.edge_fulltext_search(
                 self._library, query, search_filter, group_ids, limit
             )
-        lucene = search_utils.fulltext_query(query, group_ids, self._library)
-        if lucene == "":
-            return []
-        result = await self._library.execute_query(
-            _EDGE_FULLTEXT, query=lucene, group_ids=group_ids, limit=limit, routing_="r"
-        )
-        return [get_entity_edge_from_record(record, _NEO4J) for record in result.records]
+        records = await self._fulltext(_EDGE_FULLTEXT, query, group_ids, limit)
+        return [get_entity_edge_from_record(record, _NEO4J) for record in records]
 
     async def node_fulltext_search(
         self,
@@ -613,13 +608,21 @@ class VectorSearch(SearchInterface):
             return await search_utils.node_fulltext_search(
                 self._library, query, search_filter, group_ids, limit
             )
+        records = await self._fulltext(_NODE_FULLTEXT, query, group_ids, limit)
+        return [get_entity_node_from_record(record, _NEO4J) for record in records]
+
+    async def _fulltext(
+        self, cypher: str, query: str, group_ids: list[str] | None, limit: int
+    ) -> list[Any]:
+        """Graphiti's Lucene query (group filter and escaping included), run by our Cypher."""
         lucene = search_utils.fulltext_query(query, group_ids, self._library)
-        if lucene == "":
+        if lucene == "":  # Graphiti's answer for a query too long to search
             return []
         result = await self._library.execute_query(
-            _NODE_FULLTEXT, query=lucene, group_ids=group_ids, limit=limit, routing_="r"
+            cypher, query=lucene, group_ids=group_ids, limit=limit, routing_="r"
         )
-        return [get_entity_node_from_record(record, _NEO4J) for record in result.records]
+        records: list[Any] = result.records
+        return records
 
     # --- everything else: graphiti_core's own code -----------------------------------------
 
