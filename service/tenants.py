@@ -8,15 +8,23 @@ SHA-256 hashes, several per tenant so keys can be rotated without downtime:
 
 The file is re-read when it changes (checked at most every few seconds), so a rotated Secret
 takes effect without a restart.
+
+Open mode (no keys, everyone trusted) is decided once, at start-up, from the settings alone: no
+file configured. It is never reached at runtime. A file that is configured but holds no key
+refuses to start, and a reload that would leave no key (an emptied Secret, a half-written
+update) keeps the last good keys and logs an error: a reload can rotate keys, never open the API.
 """
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_REQUESTS_PER_SECOND = 50.0
 DEFAULT_TURNS_PER_DAY = 100_000
@@ -65,22 +73,26 @@ def _load(path: str) -> dict[str, Tenant]:
             if key_hash in by_hash and by_hash[key_hash].tenant_id != tenant_id:
                 raise TenantsFileError("one key hash is listed under two tenants")
             by_hash[key_hash] = tenant
+    if not by_hash:
+        raise TenantsFileError(f"SYNAPSE_TENANTS_FILE {path} holds no API key")
     return by_hash
 
 
 class TenantDirectory:
-    """Which tenant an API key belongs to. Empty when no file is configured (open mode)."""
+    """Which tenant an API key belongs to. Open mode only when no file is configured."""
 
     def __init__(self, path: str | None) -> None:
         self._path = path
         self._by_hash: dict[str, Tenant] = _load(path) if path else {}
+        # Fixed for the life of the process: a reload never turns authentication off.
+        self._open_mode = path is None
         self._mtime = self._stat()
         self._checked_at = time.monotonic()
 
     @property
     def open_mode(self) -> bool:
-        """No keys at all: every caller is trusted (allowed only on loopback)."""
-        return not self._by_hash
+        """No file configured: every caller is trusted (allowed only on loopback)."""
+        return self._open_mode
 
     def _stat(self) -> float:
         if not self._path:
@@ -100,9 +112,9 @@ class TenantDirectory:
             try:
                 self._by_hash = _load(self._path)
                 self._mtime = mtime
-            except TenantsFileError:
-                # A half-written or broken update keeps the last good keys in force.
-                pass
+            except TenantsFileError as exc:
+                # A half-written, broken or emptied update keeps the last good keys in force.
+                logger.error("tenants file not reloaded, the last good keys stay in force: %s", exc)
 
     def tenant_for(self, api_key: str) -> Tenant | None:
         self._maybe_reload()

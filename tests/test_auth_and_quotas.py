@@ -1,10 +1,13 @@
 """API keys bound to tenants, and per-tenant quotas, against the real API and Redis."""
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,6 +112,52 @@ async def test_a_rotated_key_stops_working_without_a_restart(
         await eventually(status_with_old_key, lambda s: s == 401, within=15, what="old key refused")
         == 401
     )
+
+
+@pytest.mark.parametrize(
+    "emptied",
+    [{"tenants": {}}, {"tenants": {"tenant-a": {"keys": []}, "tenant-b": {"keys": []}}}],
+    ids=["no-tenants", "empty-key-lists"],
+)
+async def test_a_reload_that_would_leave_no_key_never_opens_the_api(
+    api_factory: ApiFactory, tenants_file: Path, redis: Redis, emptied: dict[str, Any]
+) -> None:
+    api = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
+    tenants_file.write_text(json.dumps(emptied))
+    # Bump the mtime past the file system's resolution so the change is certainly seen.
+    later = tenants_file.stat().st_mtime + 2
+    os.utime(tenants_file, (later, later))
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        # The directory looks at the file at most every 5 s, when a request carries a key.
+        await asyncio.sleep(6)
+        await http.post(
+            "/brief", json={"tenantId": "tenant-a", "userId": "u"}, headers=_bearer("x")
+        )
+        with_key = await http.post(
+            "/brief", json={"tenantId": "tenant-a", "userId": "u"}, headers=_bearer(KEY_A)
+        )
+        anonymous = [
+            await http.post("/brief", json={"tenantId": "tenant-a", "userId": "u"}),
+            await http.get("/users/export", params={"tenantId": "tenant-a", "userId": "u"}),
+            await http.delete("/users", params={"tenantId": "tenant-a", "userId": "u"}),
+            await http.post("/ingest", json=ingest_body("tenant-a")),
+        ]
+        ready = (await http.get("/ready")).json()
+
+    assert [r.status_code for r in anonymous] == [401, 401, 401, 401]
+    # The last good keys stay in force.
+    assert with_key.status_code == 200
+    assert not any("open mode" in warning for warning in ready["warnings"])
+    assert await redis.keys("syn:u:*") == []
+
+
+def test_a_tenants_file_with_no_key_stops_start_up() -> None:
+    path = Path(write_tenants_file({"t": {"keys": []}}))
+    result = _serve({"SYNAPSE_TENANTS_FILE": str(path)})
+    path.unlink()
+
+    assert result.returncode != 0
+    assert "holds no API key" in result.stderr
 
 
 async def test_request_rate_over_the_limit_is_a_429_and_writes_nothing(
