@@ -123,10 +123,7 @@ async def test_a_reload_that_would_leave_no_key_never_opens_the_api(
     api_factory: ApiFactory, tenants_file: Path, redis: Redis, emptied: dict[str, Any]
 ) -> None:
     api = api_factory(SYNAPSE_TENANTS_FILE=str(tenants_file))
-    tenants_file.write_text(json.dumps(emptied))
-    # Bump the mtime past the file system's resolution so the change is certainly seen.
-    later = tenants_file.stat().st_mtime + 2
-    os.utime(tenants_file, (later, later))
+    _rewrite(tenants_file, emptied)
     async with httpx.AsyncClient(base_url=api.base_url) as http:
         # The directory looks at the file at most every 5 s, when a request carries a key.
         await asyncio.sleep(6)
@@ -149,6 +146,13 @@ async def test_a_reload_that_would_leave_no_key_never_opens_the_api(
     assert with_key.status_code == 200
     assert not any("open mode" in warning for warning in ready["warnings"])
     assert await redis.keys("syn:u:*") == []
+
+
+def _rewrite(path: Path, body: dict[str, Any]) -> None:
+    path.write_text(json.dumps(body))
+    # Bump the mtime past the file system's resolution so the change is certainly seen.
+    later = path.stat().st_mtime + 2
+    os.utime(path, (later, later))
 
 
 def test_a_tenants_file_with_no_key_stops_start_up() -> None:
