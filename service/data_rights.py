@@ -1,11 +1,14 @@
 """A user's right to their data: export everything Synapse holds on them, or delete it all.
 
-Deletion holds the user's outbox lease, the same one every janitor takes to flush that user, so
-no episode can land in the graph between the Redis cleanup and the graph cleanup.
+A deletion takes the user's outbox lease from whoever holds it, with a fresh fencing token, and
+records that token on the user's graph group before it deletes anything (service/graph/
+fencing.py). From then on a janitor that was flushing the user (even one paused mid-write that
+resumes later) can neither acknowledge anything in Redis nor write to the graph, and the rolling
+summary job refuses to write back a summary it began before the deletion (service/summaries.py).
+So nothing of the user that existed when the deletion answered can reappear; what the
+orchestrator sends for the same ids afterwards is new data.
 """
 
-import asyncio
-import time
 from datetime import datetime
 
 from contracts import (
@@ -20,7 +23,6 @@ from contracts import (
 )
 from service.clock import iso_utc
 from service.episodes import group_id
-from service.errors import DependencyUnavailable
 from service.graph import GraphMemory
 from service.keys import (
     IDLE_INDEX,
@@ -34,8 +36,6 @@ from service.keys import (
 from service.outbox import Outbox
 from service.session_store import SessionStore, StoredTurn
 from service.usage import user_costs_key, user_usage_key
-
-_LEASE_POLL_SECONDS = 0.1
 
 
 def _turns(stored: list[StoredTurn]) -> list[Turn]:
@@ -116,17 +116,13 @@ class UserData:
 
     async def delete(self, user: UserKeys) -> UserDeletion:
         """Remove the user's Redis state, outbox entries and graph group. Idempotent."""
-        lease = None
-        deadline = time.monotonic() + self._lease_ms / 1000 + 5
-        while lease is None:
-            lease = await self._outbox.acquire(user, ttl_ms=self._lease_ms)
-            if lease is None:
-                if time.monotonic() > deadline:
-                    raise DependencyUnavailable("a janitor is flushing this user; retry shortly")
-                await asyncio.sleep(_LEASE_POLL_SECONDS)
+        lease = await self._outbox.take_over(user, ttl_ms=self._lease_ms)
+        group = group_id(user.tenant_id, user.user_id)
         try:
+            # Fence the graph first: if Neo4j is down this fails (503) before anything is gone.
+            await self._graph.fence_out(group, fence=lease.fence)
             keys = await self._delete_redis_state(user)
-            nodes = await self._graph.delete_group(group_id(user.tenant_id, user.user_id))
+            nodes = await self._graph.delete_group(group)
         finally:
             await self._outbox.release(lease)
         return UserDeletion(

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
+from redis.exceptions import RedisError
 
 from service.episodes import chunk_transcript, episode_body, episode_uuid, group_id
-from service.graph import GraphMemory, LlmRateLimited
+from service.graph import GraphMemory, LlmRateLimited, StaleWriter
 from service.keys import UserKeys
 from service.metrics import JanitorMetrics
 from service.outbox import FailOutcome, Lease, Outbox, OutboxEntry
 from service.redaction import Redactor
-from service.usage import UsageLedger
+from service.usage import EpisodeCost, UsageLedger
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,55 @@ def _describe(exc: BaseException) -> str:
 
 
 class LeaseLost(Exception):
-    """Another janitor owns this user now; stop without touching the entry."""
+    """Another janitor (or a deletion) owns this user now; stop without touching the entry."""
+
+
+# Renewal retries a failing Redis this often, for as long as the lease may still be valid.
+_RENEW_RETRY_SECONDS = 0.2
+# A lease is trusted locally only this long before its expiry: a write that could land after
+# another janitor took over is not started (the token check in Neo4j is what makes it certain).
+_LEASE_MARGIN_SECONDS = 0.5
+
+
+class LeaseKeeper:
+    """Keeps one lease alive while a user is being flushed, and knows when it is lost.
+
+    Renewal survives a transient Redis error: it is retried until the lease would have expired.
+    The lease is lost when a renewal is refused (someone else holds it now) or when no renewal
+    succeeded before the expiry; `held()` turns false then, and `run()` returns."""
+
+    def __init__(self, outbox: Outbox, lease: Lease, ttl_ms: int, acquired_at: float) -> None:
+        self._outbox = outbox
+        self._lease = lease
+        self._ttl = ttl_ms / 1000
+        self._valid_until = acquired_at + self._ttl - _LEASE_MARGIN_SECONDS
+        self._lost = False
+
+    def held(self) -> bool:
+        return not self._lost and time.monotonic() < self._valid_until
+
+    async def run(self) -> None:
+        interval = self._ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._renew():
+                self._lost = True
+                return
+
+    async def _renew(self) -> bool:
+        while time.monotonic() < self._valid_until:
+            attempt_at = time.monotonic()
+            try:
+                renewed = await self._outbox.renew(self._lease, ttl_ms=int(self._ttl * 1000))
+            except RedisError as exc:
+                logger.warning("lease renewal failed, retrying: %s", type(exc).__name__)
+                await asyncio.sleep(_RENEW_RETRY_SECONDS)
+                continue
+            if not renewed:
+                return False
+            self._valid_until = attempt_at + self._ttl - _LEASE_MARGIN_SECONDS
+            return True
+        return False
 
 
 class Flusher:
@@ -73,44 +122,53 @@ class Flusher:
 
     async def flush_user(self, user: UserKeys) -> FlushReport:
         """Work the user's queue until it is empty, blocked by a backoff, or the lease is lost.
-        Returns at once when another process holds the user's lease."""
+        Returns at once when another process holds the user's lease. When the lease is lost
+        mid-flush the work in flight is cancelled at once; whatever it had not acknowledged
+        stays in the outbox for the new holder."""
         report = FlushReport()
+        acquired_at = time.monotonic()
         lease = await self._outbox.acquire(user, ttl_ms=self._policy.lease_ms)
         if lease is None:
             return report
         report.acquired = True
-        heartbeat = asyncio.create_task(self._keep_alive(lease))
+        keeper = LeaseKeeper(self._outbox, lease, self._policy.lease_ms, acquired_at)
+        keeping = asyncio.create_task(keeper.run(), name="lease keeper")
+        working = asyncio.create_task(self._work(lease, keeper, report), name="flush")
         try:
-            while True:
-                entry = await self._outbox.head(user)
-                if entry is None:
-                    await self._outbox.settle_if_empty(user)
-                    break
-                if entry.next_attempt_ms > _now_ms():
-                    await self._outbox.schedule(user, at_ms=entry.next_attempt_ms)
-                    break
-                if not await self._emit_or_fail(lease, entry, report):
-                    break
+            await asyncio.wait({keeping, working}, return_when=asyncio.FIRST_COMPLETED)
+            if working.done():
+                working.result()  # a Redis failure underneath propagates to the caller
+            else:
+                logger.warning("lease lost for a user's outbox; the flush in flight is cancelled")
+                await self._metrics.lease_lost()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            await self._outbox.release(lease)
+            for task in (working, keeping):
+                task.cancel()
+            await asyncio.gather(working, keeping, return_exceptions=True)
+            with contextlib.suppress(RedisError):
+                await self._outbox.release(lease)
         return report
 
-    async def _keep_alive(self, lease: Lease) -> None:
-        interval = self._policy.lease_ms / 3000
+    async def _work(self, lease: Lease, keeper: LeaseKeeper, report: FlushReport) -> None:
         while True:
-            await asyncio.sleep(interval)
-            if not await self._outbox.renew(lease, ttl_ms=self._policy.lease_ms):
-                logger.warning("lease lost for a user's outbox; another janitor took over")
+            entry = await self._outbox.head(lease.user)
+            if entry is None:
+                await self._outbox.settle_if_empty(lease.user)
+                return
+            if entry.next_attempt_ms > _now_ms():
+                await self._outbox.schedule(lease, at_ms=entry.next_attempt_ms)
+                return
+            if not await self._emit_or_fail(lease, keeper, entry, report):
                 return
 
-    async def _emit_or_fail(self, lease: Lease, entry: OutboxEntry, report: FlushReport) -> bool:
+    async def _emit_or_fail(
+        self, lease: Lease, keeper: LeaseKeeper, entry: OutboxEntry, report: FlushReport
+    ) -> bool:
         """True when the entry was acknowledged and the next one may follow."""
         try:
-            await self._emit(lease, entry)
-        except LeaseLost:
+            await self._emit(lease, keeper, entry)
+        except (LeaseLost, StaleWriter):
+            await self._metrics.write_fenced()
             return False
         except Exception as exc:  # every failure is retried with backoff, then dead-lettered
             retry_after = exc.retry_after_seconds if isinstance(exc, LlmRateLimited) else None
@@ -146,7 +204,7 @@ class Flusher:
             retry_after_ms=int(retry_after * 1000) if retry_after is not None else None,
         )
 
-    async def _emit(self, lease: Lease, entry: OutboxEntry) -> None:
+    async def _emit(self, lease: Lease, keeper: LeaseKeeper, entry: OutboxEntry) -> None:
         user = lease.user
         chunks = chunk_transcript(await self._outbox.transcript(entry.entry_id))
         group = group_id(entry.tenant_id, entry.user_id)
@@ -169,21 +227,26 @@ class Flusher:
                     f"session {entry.session_id}{part}"
                 ),
                 previous_episode_uuids=[p for p in previous if p != uuid],
+                fence=lease.fence,
+                still_held=keeper.held,
             )
+            charge = None
             if not outcome.skipped:
-                await self._ledger.record(
-                    user,
+                charge = EpisodeCost(
                     episode_uuid=uuid,
                     session_id=entry.session_id,
                     llm_calls=outcome.usage.calls,
                     input_tokens=outcome.usage.input_tokens,
                     output_tokens=outcome.usage.output_tokens,
+                    at_ms=_now_ms(),
                 )
-                await self._metrics.episode_emitted(
-                    llm_calls=outcome.usage.calls,
-                    input_tokens=outcome.usage.input_tokens,
-                    output_tokens=outcome.usage.output_tokens,
-                )
-            if not await self._outbox.chunk_done(lease, entry, index + 1, uuid):
+            if not await self._outbox.chunk_done(lease, entry, index + 1, uuid, charge):
                 raise LeaseLost
+            if charge is not None:
+                await self._ledger.record_for_tenant(entry.tenant_id, charge)
+                await self._metrics.episode_emitted(
+                    llm_calls=charge.llm_calls,
+                    input_tokens=charge.input_tokens,
+                    output_tokens=charge.output_tokens,
+                )
             previous = [*previous, uuid][-Outbox.RECENT_EPISODES :]

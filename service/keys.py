@@ -12,7 +12,8 @@ different (tenant, user, session) triples never share a key. Layout per user
 - `:s:<session>:recent` list: the session's last turns, kept after close for working memory
 
 Outbox (see service/outbox.py): `:outbox` (list of the user's entry ids, oldest first),
-`:lease` (the janitor currently flushing this user), `:episodes` (the user's latest episode
+`:lease` (the janitor currently flushing this user), `:fence` (the last lease token handed out;
+it outlives a deletion, as part of its tombstone), `:episodes` (the user's latest episode
 uuids, for Graphiti's previous-episode context), `syn:ob:e:<entry>` (hash) and
 `syn:ob:e:<entry>:turns` (list, the transcript moved out of the session buffer at close).
 
@@ -70,6 +71,11 @@ class UserKeys:
     @property
     def lease(self) -> str:
         return f"{self.prefix}:lease"
+
+    @property
+    def fence(self) -> str:
+        """The last lease token handed out for the user (service/graph/fencing.py)."""
+        return f"{self.prefix}:fence"
 
     @property
     def summary_pending(self) -> str:

@@ -152,6 +152,14 @@ class JanitorMetrics:
             {},
         )
 
+    async def lease_lost(self) -> None:
+        """A janitor found its user's lease taken over mid-flush and cancelled its work."""
+        await self._increment({"leasesLost": 1}, {})
+
+    async def write_fenced(self) -> None:
+        """A write under a lost lease was refused (Redis lease check or graph fencing token)."""
+        await self._increment({"writesFenced": 1}, {})
+
     async def entry_failed(self, *, dead: bool) -> None:
         await self._increment({"entriesDead" if dead else "entriesRetrying": 1}, {})
 
@@ -272,6 +280,16 @@ class _SnapshotCollector:
             "Duration of the janitors' idle-session sweeps.",
             buckets=_sweep_buckets(janitor),
             sum_value=_number(janitor, "sweepSecondsSum"),
+        )
+        yield CounterMetricFamily(
+            "synapse_janitor_leases_lost",
+            "Flushes cancelled because another janitor or a deletion took the user's lease.",
+            value=_number(janitor, "leasesLost"),
+        )
+        yield CounterMetricFamily(
+            "synapse_janitor_writes_fenced",
+            "Writes refused because their janitor no longer held the user's lease.",
+            value=_number(janitor, "writesFenced"),
         )
         yield CounterMetricFamily(
             "synapse_janitor_sweep_closed_sessions",

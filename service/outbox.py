@@ -32,6 +32,13 @@ from service.keys import (
 )
 from service.redis_io import resolved
 from service.session_store import decode_turn
+from service.usage import (
+    RECENT_EPISODE_COSTS,
+    EpisodeCost,
+    encode_charge,
+    user_costs_key,
+    user_usage_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +89,22 @@ class FailOutcome:
 class Lease:
     user: UserKeys
     token: str
+    # The fencing token every graph write under this lease carries (service/graph/fencing.py).
+    fence: int
 
 
 class Outbox:
     # How many of a user's latest episode uuids are kept for Graphiti's previous-episode context.
     RECENT_EPISODES = 5
+    # A lease token outlives its lease by this much: consecutive tokens of a user must grow
+    # even when two leases are taken within the same millisecond.
+    FENCE_TTL_MS = 24 * 3600 * 1000
 
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
+        self._acquire = redis.register_script(redis_scripts.ACQUIRE_LEASE)
         self._renew = redis.register_script(redis_scripts.RENEW_LEASE)
+        self._schedule = redis.register_script(redis_scripts.SCHEDULE_USER)
         self._release = redis.register_script(redis_scripts.RELEASE_LEASE)
         self._settle = redis.register_script(redis_scripts.SETTLE_IF_EMPTY)
         self._chunk_done = redis.register_script(redis_scripts.CHUNK_DONE)
@@ -107,12 +121,30 @@ class Outbox:
         return [UserKeys.from_ref(ref) for ref in refs]
 
     async def acquire(self, user: UserKeys, *, ttl_ms: int) -> Lease | None:
+        """The user's lease and a fresh fencing token, or None when another process holds it."""
         token = secrets.token_hex(16)
-        acquired = await resolved(self._redis.set(user.lease, token, nx=True, px=ttl_ms))
-        return Lease(user, token) if acquired else None
+        fence = await self._acquire(
+            keys=[user.lease, user.fence, OUTBOX_DUE],
+            args=[token, ttl_ms, user.ref, "", self.FENCE_TTL_MS],
+        )
+        return Lease(user, token, int(fence)) if fence else None
+
+    async def take_over(self, user: UserKeys, *, ttl_ms: int) -> Lease:
+        """The user's lease, taken from whoever holds it (a deletion). The holder finds out at
+        its next renewal, and its graph writes are refused once this token has written."""
+        token = secrets.token_hex(16)
+        fence = await self._acquire(
+            keys=[user.lease, user.fence, OUTBOX_DUE],
+            args=[token, ttl_ms, user.ref, "1", self.FENCE_TTL_MS],
+        )
+        return Lease(user, token, int(fence))
 
     async def renew(self, lease: Lease, *, ttl_ms: int) -> bool:
-        return bool(await self._renew(keys=[lease.user.lease], args=[lease.token, ttl_ms]))
+        return bool(
+            await self._renew(
+                keys=[lease.user.lease, OUTBOX_DUE], args=[lease.token, ttl_ms, lease.user.ref]
+            )
+        )
 
     async def release(self, lease: Lease) -> None:
         await self._release(keys=[lease.user.lease], args=[lease.token])
@@ -138,12 +170,36 @@ class Outbox:
         return episodes
 
     async def chunk_done(
-        self, lease: Lease, entry: OutboxEntry, chunks_done: int, uuid: str
+        self,
+        lease: Lease,
+        entry: OutboxEntry,
+        chunks_done: int,
+        uuid: str,
+        charge: EpisodeCost | None,
     ) -> bool:
+        """Record a chunk's episode, and book its charge to the user, if the lease is still
+        held; False (nothing written) otherwise."""
+        user = lease.user
         return bool(
             await self._chunk_done(
-                keys=[lease.user.lease, entry_key(entry.entry_id), lease.user.episodes],
-                args=[lease.token, chunks_done, uuid, self.RECENT_EPISODES],
+                keys=[
+                    user.lease,
+                    entry_key(entry.entry_id),
+                    user.episodes,
+                    user_usage_key(user),
+                    user_costs_key(user),
+                ],
+                args=[
+                    lease.token,
+                    chunks_done,
+                    uuid,
+                    self.RECENT_EPISODES,
+                    charge.llm_calls if charge else 0,
+                    charge.input_tokens if charge else 0,
+                    charge.output_tokens if charge else 0,
+                    encode_charge(charge) if charge else "",
+                    RECENT_EPISODE_COSTS,
+                ],
             )
         )
 
@@ -193,8 +249,11 @@ class Outbox:
         )
         return FailOutcome(state=state, attempts=int(attempts), next_attempt_ms=int(next_at))
 
-    async def schedule(self, user: UserKeys, *, at_ms: int) -> None:
-        await resolved(self._redis.zadd(OUTBOX_DUE, {user.ref: at_ms}))
+    async def schedule(self, lease: Lease, *, at_ms: int) -> None:
+        """When the user's head entry may next be tried; only while holding the lease."""
+        await self._schedule(
+            keys=[lease.user.lease, OUTBOX_DUE], args=[lease.token, at_ms, lease.user.ref]
+        )
 
     async def expedite(self, user: UserKeys, *, now_ms: int) -> None:
         """Make every queued entry of the user due now (operators' "emit now")."""

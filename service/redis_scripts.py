@@ -15,13 +15,16 @@ local function append_turn(prefix, member, idle_member, fp, turn, now_ms, turn_m
                            tenant, user, recent_cap, retention, summary_cap)
   local meta = prefix .. ':s:' .. member
   local profile = prefix .. ':profile'
+  local sessions = prefix .. ':sessions'
   if redis.call('SADD', meta .. ':seen', fp) == 0 then
     return {0, redis.call('LLEN', meta .. ':buf'), 0}
   end
   if redis.call('HGET', meta, 'state') ~= 'open' then
-    -- A new session, or new turns after a close: both start a new generation.
+    -- A new session, or new turns after a close: both start a new generation, and an open
+    -- session never expires (its turns are not in the outbox yet).
     redis.call('HINCRBY', meta, 'generation', 1)
     redis.call('HSET', meta, 'state', 'open', 'openedAtMs', now_ms)
+    redis.call('PERSIST', meta)
   end
   if persona ~= '' then redis.call('HSET', meta, 'personaId', persona) end
   local size = redis.call('RPUSH', meta .. ':buf', turn)
@@ -29,25 +32,43 @@ local function append_turn(prefix, member, idle_member, fp, turn, now_ms, turn_m
   redis.call('LTRIM', meta .. ':recent', -tonumber(recent_cap), -1)
   redis.call('HSET', meta, 'lastActivityMs', now_ms)
   local pending = redis.call('RPUSH', prefix .. ':summary_pending', turn)
+  redis.call('HINCRBY', profile, 'summarySeq', 1)
   if pending > tonumber(summary_cap) then
     redis.call('LTRIM', prefix .. ':summary_pending', -tonumber(summary_cap), -1)
   end
   local last_turn = tonumber(redis.call('HGET', profile, 'lastTurnMs') or '0')
   if tonumber(turn_ms) > last_turn then redis.call('HSET', profile, 'lastTurnMs', turn_ms) end
+  -- This incarnation of the user: a write that read the profile before a deletion can tell.
+  if redis.call('HEXISTS', profile, 'life') == 0 then
+    local t = redis.call('TIME')
+    redis.call('HSET', profile, 'life', t[1] .. '.' .. t[2])
+  end
   redis.call('HSET', profile, 'tenantId', tenant, 'userId', user, 'lastActivityMs', now_ms)
-  redis.call('ZADD', prefix .. ':sessions', now_ms, member)
+  redis.call('ZADD', sessions, now_ms, member)
   redis.call('ZADD', 'syn:idle', now_ms, idle_member)
   redis.call('EXPIRE', meta .. ':seen', retention)
   redis.call('EXPIRE', meta .. ':recent', retention)
+  -- Forget a few of the user's closed sessions older than the retention (their keys expire
+  -- on their own; this keeps the session index from growing with age).
+  local cutoff = tonumber(now_ms) - tonumber(retention) * 1000
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', sessions, '-inf', cutoff, 'LIMIT', 0, 8)) do
+    local old_meta = prefix .. ':s:' .. old
+    if redis.call('HGET', old_meta, 'state') ~= 'open' then
+      redis.call('DEL', old_meta, old_meta .. ':seen', old_meta .. ':recent')
+      redis.call('ZREM', sessions, old)
+    end
+  end
+  redis.call('EXPIRE', sessions, retention)
   return {1, size, pending}
 end
 """
 
 # close_session(prefix, session_member, idle_member, user_ref, entry_base, now_ms, cutoff_ms,
-#               tenant, user, session) -> status, entry id or '', generation
+#               tenant, user, session, tenant_entries, retention_s) -> status, entry id or '',
+#               generation
 CLOSE_SESSION_FN = """
 local function close_session(prefix, member, idle_member, user_ref, entry_base, now_ms,
-                             cutoff_ms, tenant, user, session, tenant_entries)
+                             cutoff_ms, tenant, user, session, tenant_entries, retention)
   local meta = prefix .. ':s:' .. member
   local state = redis.call('HGET', meta, 'state')
   if not state then
@@ -63,6 +84,13 @@ local function close_session(prefix, member, idle_member, user_ref, entry_base, 
   end
   redis.call('HSET', meta, 'state', 'closed', 'closedAtMs', now_ms)
   redis.call('ZREM', 'syn:idle', idle_member)
+  -- A closed session's keys expire after the retention; its turns live on in the outbox
+  -- entry until the graph has them. The session index outlives every session it lists.
+  redis.call('EXPIRE', meta, retention)
+  local sessions = prefix .. ':sessions'
+  local activity = redis.call('HGET', meta, 'lastActivityMs') or now_ms
+  redis.call('ZADD', sessions, activity, member)
+  redis.call('EXPIRE', sessions, retention)
   local turns = redis.call('LLEN', meta .. ':buf')
   if turns == 0 then return {'empty', '', generation} end
   local id = entry_base .. ':' .. generation
@@ -91,7 +119,7 @@ CLOSE_SESSION = (
     CLOSE_SESSION_FN
     + """
 return close_session(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-                     ARGV[9], ARGV[10], ARGV[11])
+                     ARGV[9], ARGV[10], ARGV[11], ARGV[12])
 """
 )
 
@@ -111,7 +139,7 @@ while i <= #ARGV do
   i = i + 3
 end
 local closed = close_session(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],
-                             ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+                             ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[13])
 return {stored, closed[1], closed[2], closed[3]}
 """
 )
@@ -145,11 +173,44 @@ end
 return {profile, buffered, turns}
 """
 
-RENEW_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# A user's lease, and its fencing token: a number that grows with every acquisition, so that a
+# write can tell a stale holder from the current one (service/graph/fencing.py). It is Redis's
+# clock in microseconds, kept strictly above the last token handed out for the user, so it also
+# says when the lease was taken. A leased user's score in the due index is moved to the lease's
+# expiry: other janitors skip the user while it is being worked, and take it over if the holder
+# dies. `steal` (a user's deletion) takes the lease from whoever holds it.
+# KEYS: lease, fence, due; ARGV: token, ttl_ms, user_ref, steal ('1'|''), fence_ttl_ms
+# Returns the token as a decimal string, or false when another holds the lease.
+ACQUIRE_LEASE = """
+if ARGV[4] == '' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
-return 0
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local fence = string.format('%.0f', math.max(last + 1, now_ms * 1000))
+redis.call('SET', KEYS[2], fence, 'PX', ARGV[5])
+redis.call('ZADD', KEYS[3], 'XX', 'GT', now_ms + tonumber(ARGV[2]), ARGV[3])
+return fence
+"""
+
+# KEYS: lease, due; ARGV: token, ttl_ms, user_ref
+RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], 'XX', 'GT', now_ms + tonumber(ARGV[2]), ARGV[3])
+return 1
+"""
+
+# KEYS: lease, due; ARGV: token, at_ms, user_ref. Only the holder reschedules its user.
+SCHEDULE_USER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
 """
 
 RELEASE_LEASE = """
@@ -163,14 +224,27 @@ if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('ZREM', KEYS[2], ARGV
 return 0
 """
 
+# The chunk's episode is in the graph: remember it, and book its cost to the user, in one step
+# that only the lease holder can take (a fenced-out janitor books nothing, even for a user
+# deleted meanwhile). cost is '' when the episode was already processed (nothing was spent).
 CHUNK_DONE = """
--- KEYS: lease, entry, user_episodes; ARGV: token, chunks_done, episode_uuid, keep
+-- KEYS: lease, entry, user_episodes, user_usage, user_costs
+-- ARGV: token, chunks_done, episode_uuid, keep, llm_calls, input_tokens, output_tokens, cost,
+--       costs_keep
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], 'chunksDone', ARGV[2])
 local done = redis.call('HGET', KEYS[2], 'episodeUuids')
 redis.call('HSET', KEYS[2], 'episodeUuids', done and (done .. ',' .. ARGV[3]) or ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
+if ARGV[8] ~= '' then
+  redis.call('HINCRBY', KEYS[4], 'episodes', 1)
+  redis.call('HINCRBY', KEYS[4], 'llmCalls', ARGV[5])
+  redis.call('HINCRBY', KEYS[4], 'inputTokens', ARGV[6])
+  redis.call('HINCRBY', KEYS[4], 'outputTokens', ARGV[7])
+  redis.call('LPUSH', KEYS[5], ARGV[8])
+  redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[9]) - 1)
+end
 return 1
 """
 
@@ -188,7 +262,8 @@ end
 if redis.call('LLEN', KEYS[2]) == 0 then
   redis.call('ZREM', KEYS[5], ARGV[3])
 else
-  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
+  -- Still leased: the holder goes on with the next entry, others wait for the lease's end.
+  redis.call('ZADD', KEYS[5], tonumber(ARGV[4]) + redis.call('PTTL', KEYS[1]), ARGV[3])
 end
 return 1
 """
@@ -228,11 +303,33 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 return 1
 """
 
+# What the rolling summariser folds in next, read in one step: the user's incarnation, the
+# absolute position of the pending list's head, up to `batch` pending turns and the summary.
+# KEYS: pending, profile; ARGV: batch. Returns {life, head_seq, summary|false, turns...}.
+READ_SUMMARY_INPUT = """
+local profile = redis.call('HMGET', KEYS[2], 'life', 'summarySeq', 'summary')
+local length = redis.call('LLEN', KEYS[1])
+local head = tonumber(profile[2] or '0') - length
+local out = {profile[1] or '', tostring(head), profile[3] or false}
+for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  out[#out + 1] = turn
+end
+return out
+"""
+
+# Write the new summary and drop exactly the turns it folded in, unless the user was deleted
+# (and perhaps came back) since they were read: then the summary is of data that no longer
+# exists, and nothing is written. Turns trimmed meanwhile by the backlog cap are not dropped
+# twice: positions are absolute (the profile's summarySeq counts every pending turn ever).
+# KEYS: pending, profile; ARGV: life, consumed_until_seq, summary, name|''
 CONSUME_SUMMARY_LINES = """
--- KEYS: pending, profile; ARGV: consumed_count, summary, name|''
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
-redis.call('HSET', KEYS[2], 'summary', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[3]) end
+local profile = redis.call('HMGET', KEYS[2], 'life', 'summarySeq')
+if ARGV[1] == '' or profile[1] ~= ARGV[1] then return 0 end
+local head = tonumber(profile[2] or '0') - redis.call('LLEN', KEYS[1])
+local drop = tonumber(ARGV[2]) - head
+if drop > 0 then redis.call('LTRIM', KEYS[1], drop, -1) end
+redis.call('HSET', KEYS[2], 'summary', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[4]) end
 return 1
 """
 

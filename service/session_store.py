@@ -126,7 +126,7 @@ class SessionStore:
                 fingerprint(turn),
                 _encode_turn(turn),
                 now_ms,
-                _millis(turn.timestamp),
+                min(_millis(turn.timestamp), now_ms),
                 persona_id or "",
                 user.tenant_id,
                 user.user_id,
@@ -163,7 +163,7 @@ class SessionStore:
         """Move an open session's transcript into the outbox. With `idle_cutoff_ms`, only if
         the session has had no activity after that instant (the idle sweep's guard)."""
         status, entry_id, generation = await self._close(
-            args=self._close_args(session, now_ms, idle_cutoff_ms)
+            args=[*self._close_args(session, now_ms, idle_cutoff_ms), self._retention_seconds]
         )
         return CloseResult(status=status, entry_id=entry_id or None, generation=int(generation))
 
@@ -184,7 +184,7 @@ class SessionStore:
             persona_id or "",
         ]
         for turn in turns:
-            args += [fingerprint(turn), _encode_turn(turn), _millis(turn.timestamp)]
+            args += [fingerprint(turn), _encode_turn(turn), min(_millis(turn.timestamp), now_ms)]
         stored, status, entry_id, generation = await self._ingest_transcript(args=args)
         close = CloseResult(status=status, entry_id=entry_id or None, generation=int(generation))
         return TranscriptResult(stored=int(stored), close=close)

@@ -63,6 +63,8 @@ class Settings:
     summary_max_chars: int = 1_200
     # /session/ingest may wait this long for its episode to land before answering.
     session_ingest_wait_seconds: float = 0.0
+    # Turn timestamps may run ahead of the server clock by at most this much (clock skew).
+    timestamp_max_skew_seconds: int = 300
     # API keys bound to tenants (tenants.py); None = open mode, allowed only on loopback.
     tenants_file: str | None = None
     # Redact e-mails, phone and card numbers (plus PII_PATTERNS) before text reaches the LLM.
@@ -70,6 +72,11 @@ class Settings:
     pii_patterns: tuple[str, ...] = ()
     # Audit log entries kept (oldest dropped first).
     audit_max_entries: int = 10_000
+    # How long a user's deletion is remembered in the graph (service/graph/fencing.py); a
+    # janitor lease older than this can no longer write at all.
+    deletion_tombstone_seconds: int = 7 * 24 * 3600
+    # How long a dead-lettered outbox entry is kept for operators to re-drive.
+    dead_letter_retention_seconds: int = 30 * 24 * 3600
 
     @property
     def binds_loopback(self) -> bool:
@@ -212,10 +219,28 @@ class Settings:
                 "SUMMARY_MAX_CHARS", defaults.summary_max_chars, low=100, high=20_000
             ),
             session_ingest_wait_seconds=integer("SESSION_INGEST_WAIT_SECONDS", 0, low=0, high=60),
+            timestamp_max_skew_seconds=integer(
+                "TIMESTAMP_MAX_SKEW_SECONDS",
+                defaults.timestamp_max_skew_seconds,
+                low=0,
+                high=86_400,
+            ),
             tenants_file=optional("SYNAPSE_TENANTS_FILE"),
             pii_redaction=flag("PII_REDACTION"),
             pii_patterns=patterns("PII_PATTERNS"),
             audit_max_entries=integer(
                 "AUDIT_MAX_ENTRIES", defaults.audit_max_entries, low=100, high=10_000_000
+            ),
+            deletion_tombstone_seconds=integer(
+                "DELETION_TOMBSTONE_SECONDS",
+                defaults.deletion_tombstone_seconds,
+                low=3600,
+                high=3650 * 24 * 3600,
+            ),
+            dead_letter_retention_seconds=integer(
+                "DEAD_LETTER_RETENTION_SECONDS",
+                defaults.dead_letter_retention_seconds,
+                low=60,
+                high=3650 * 24 * 3600,
             ),
         )

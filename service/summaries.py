@@ -10,7 +10,6 @@ from service import redis_scripts
 from service.graph import GraphMemory
 from service.keys import UserKeys
 from service.redaction import Redactor
-from service.redis_io import resolved
 from service.session_store import decode_turn
 
 # Turns folded into the summary per model call.
@@ -35,24 +34,26 @@ class Summarizer:
         self._graph = graph
         self._redactor = redactor
         self._max_chars = max_chars
+        self._read = redis.register_script(redis_scripts.READ_SUMMARY_INPUT)
         self._consume = redis.register_script(redis_scripts.CONSUME_SUMMARY_LINES)
 
     async def refresh(self, user: UserKeys) -> bool:
-        """Fold the user's pending turns into their summary; False when nothing was pending."""
-        raw: list[str] = await resolved(
-            self._redis.lrange(user.summary_pending, 0, BATCH_TURNS - 1)
+        """Fold the user's pending turns into their summary; False when nothing was pending.
+        A summary begun before the user was deleted is never written (the profile's `life`
+        changed), and only the turns it folded in leave the pending list."""
+        life, head, previous, *raw = await self._read(
+            keys=[user.summary_pending, user.profile], args=[BATCH_TURNS]
         )
         if not raw:
             return False
         turns = [decode_turn(item) for item in raw]
-        previous = await resolved(self._redis.hget(user.profile, "summary"))
         result = await self._graph.summarize(
-            previous,
+            previous or None,
             [self._redactor.redact(f"{turn.role}: {turn.text}") for turn in turns],
             self._max_chars,
         )
         await self._consume(
             keys=[user.summary_pending, user.profile],
-            args=[len(raw), result.summary, _clean_name(result.user_name)],
+            args=[life, int(head) + len(raw), result.summary, _clean_name(result.user_name)],
         )
         return True

@@ -1,6 +1,5 @@
 """LLM cost per episode, per user and per tenant, kept in Redis for the debug endpoints."""
 
-import time
 from dataclasses import dataclass
 
 import msgspec
@@ -34,6 +33,10 @@ _cost_encoder = msgspec.json.Encoder()
 _cost_decoder = msgspec.json.Decoder(EpisodeCost)
 
 
+def encode_charge(cost: EpisodeCost) -> bytes:
+    return _cost_encoder.encode(cost)
+
+
 def tenant_usage_key(tenant_id: str) -> str:
     return f"syn:usage:tenant:{encode(tenant_id)}"
 
@@ -50,32 +53,15 @@ class UsageLedger:
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
 
-    async def record(
-        self,
-        user: UserKeys,
-        *,
-        episode_uuid: str,
-        session_id: str,
-        llm_calls: int,
-        input_tokens: int,
-        output_tokens: int,
-    ) -> None:
-        cost = EpisodeCost(
-            episode_uuid=episode_uuid,
-            session_id=session_id,
-            llm_calls=llm_calls,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            at_ms=int(time.time() * 1000),
-        )
+    async def record_for_tenant(self, tenant_id: str, cost: EpisodeCost) -> None:
+        """Add an episode's cost to its tenant's totals. The user's own share is booked with
+        the episode's chunk, under the lease (Outbox.chunk_done)."""
+        key = tenant_usage_key(tenant_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            for key in (tenant_usage_key(user.tenant_id), user_usage_key(user)):
-                pipe.hincrby(key, "episodes", 1)
-                pipe.hincrby(key, "llmCalls", llm_calls)
-                pipe.hincrby(key, "inputTokens", input_tokens)
-                pipe.hincrby(key, "outputTokens", output_tokens)
-            pipe.lpush(user_costs_key(user), _cost_encoder.encode(cost))
-            pipe.ltrim(user_costs_key(user), 0, RECENT_EPISODE_COSTS - 1)
+            pipe.hincrby(key, "episodes", 1)
+            pipe.hincrby(key, "llmCalls", cost.llm_calls)
+            pipe.hincrby(key, "inputTokens", cost.input_tokens)
+            pipe.hincrby(key, "outputTokens", cost.output_tokens)
             await pipe.execute()
 
     async def tenant_totals(self, tenant_id: str) -> Totals:

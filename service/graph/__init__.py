@@ -5,7 +5,8 @@ library's known problems in one place (see ../shared/GRAPHITI_NOTES.md):
 - all three clients (LLM, embedder, cross-encoder) are passed explicitly, or Graphiti builds
   OpenAI defaults that need an API key;
 - indices are built with delete_existing=False (True uses db.indexes(), gone in Neo4j 5);
-- episodes get deterministic uuids through a pre-saved EpisodicNode (issue #1646);
+- episodes get deterministic uuids through a pre-saved episode node (issue #1646), and every
+  episode write is fenced by its janitor's lease token (fencing.py);
 - search uses deep copies of the RRF recipes (issue #1680), always one group, and filters
   facts by validity in Python (issue #1664; SearchFilters' date OR-groups collide, #488);
 - search goes through vector_search.VectorSearch: a Neo4j vector index instead of Graphiti's
@@ -20,12 +21,12 @@ os.environ.setdefault("GRAPHITI_TELEMETRY_ENABLED", "false")
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from graphiti_core import Graphiti
 from graphiti_core.cross_encoder.client import CrossEncoderClient
@@ -39,24 +40,37 @@ from graphiti_core.llm_client.errors import RateLimitError
 from graphiti_core.llm_client.openai_client import OpenAIClient
 from graphiti_core.llm_client.openai_generic_client import OpenAIGenericClient
 from graphiti_core.llm_client.token_tracker import TokenUsageTracker
-from graphiti_core.nodes import EpisodeType, EpisodicNode
+from graphiti_core.nodes import EpisodeType
 from graphiti_core.prompts.models import Message
 from graphiti_core.search.search_config import SearchConfig
 from graphiti_core.search.search_config_recipes import (
     EDGE_HYBRID_SEARCH_RRF,
     NODE_HYBRID_SEARCH_RRF,
 )
-from neo4j import AsyncGraphDatabase
+from neo4j import AsyncGraphDatabase, AsyncManagedTransaction
 from openai import APIStatusError, AsyncOpenAI
 from pydantic import BaseModel, Field
 
 from service import offline_llm
+from service.graph import fencing
+from service.graph.fencing import (
+    AlreadyProcessed,
+    FencedNeo4jDriver,
+    FencedWrite,
+    check_fence,
+    claim_episode,
+    fenced,
+    purge_tombstones,
+)
+from service.graph.fencing import StaleWriter as StaleWriter  # the flusher catches it
 from service.graph.vector_search import VectorSearch, VectorSearchStats
 from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
 from service.settings import Settings
 from service.tracing import create_tracer
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # --- usage metering ---------------------------------------------------------------------------
 
@@ -366,9 +380,16 @@ class GraphMemory:
     """Owns the Graphiti client and its Neo4j driver for the life of a process."""
 
     def __init__(
-        self, graphiti: Graphiti, driver: Neo4jDriver, clients: Clients, vectors: VectorSearch
+        self,
+        graphiti: Graphiti,
+        driver: Neo4jDriver,
+        clients: Clients,
+        vectors: VectorSearch,
+        *,
+        tombstone_ms: int,
     ) -> None:
         self._graphiti = graphiti
+        self._tombstone_ms = tombstone_ms
         self._driver = driver
         self._clients = clients
         self._llm = clients.llm
@@ -377,7 +398,7 @@ class GraphMemory:
 
     @classmethod
     async def create(cls, settings: Settings) -> "GraphMemory":
-        driver = Neo4jDriver(
+        driver = FencedNeo4jDriver(
             settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, database="neo4j"
         )
         # The driver starts an unawaited index build when a loop is running; with Neo4j down it
@@ -408,12 +429,19 @@ class GraphMemory:
             # OpenTelemetry tracer itself; its annotation names its own wrapper type.
             tracer=create_tracer(os.environ, default_service_name="synapse"),  # type: ignore[arg-type]
         )
-        return cls(graphiti, driver, clients, vectors)
+        return cls(
+            graphiti,
+            driver,
+            clients,
+            vectors,
+            tombstone_ms=settings.deletion_tombstone_seconds * 1000,
+        )
 
     async def prepare(self) -> None:
         """Create Graphiti's indices and the vector indexes if missing. Idempotent; never
         deletes or replaces existing ones."""
         await self._graphiti.build_indices_and_constraints(delete_existing=False)
+        await self._driver.execute_query(fencing.CONSTRAINT)
         await self._vectors.ensure_indexes()
         self._prepared = True
 
@@ -444,17 +472,10 @@ class GraphMemory:
 
     # --- writing ----------------------------------------------------------------------------
 
-    async def _episode_state(self, uuid: str) -> Literal["absent", "saved", "processed"]:
-        result = await self._driver.execute_query(
-            "MATCH (e:Episodic {uuid: $uuid}) "
-            "OPTIONAL MATCH (e)-[m:MENTIONS]->() "
-            # Grouped by e: no row at all when the episode does not exist.
-            "RETURN e.uuid AS uuid, count(m) AS mentions",
-            params={"uuid": uuid},
-        )
-        if not result.records:
-            return "absent"
-        return "processed" if result.records[0]["mentions"] > 0 else "saved"
+    async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]]) -> T:
+        async with self._driver.client.session(database=self._driver._database) as session:
+            result: T = await session.execute_write(work)
+            return result
 
     async def add_transcript_episode(
         self,
@@ -466,31 +487,42 @@ class GraphMemory:
         reference_time: datetime,
         source_description: str,
         previous_episode_uuids: list[str],
+        fence: int,
+        still_held: Callable[[], bool],
     ) -> EpisodeOutcome:
-        """Add one episode exactly once under `uuid`, however often this is retried.
+        """Add one episode exactly once under `uuid`, however often this is retried and
+        whichever janitor tries, as long as it holds the user's lease (`fence` is its token).
 
-        Graphiti cannot create an episode under a chosen uuid (#1646), so the node is saved
-        first (a MERGE on uuid) and then processed. Graphiti writes extraction results in one
-        transaction at the end, so a crash before that leaves only the bare node, and a retry
-        processes it; an episode that already has its entities is not processed again.
+        The bare node is claimed first (saved under `uuid` if absent), then Graphiti extracts
+        and writes everything in one transaction that is fenced (service/graph/fencing.py): a
+        crash before it leaves only the bare node and a retry processes it; an episode already
+        processed, with or without entities, is never processed again; a writer whose lease
+        was taken over raises StaleWriter and writes nothing.
         """
         await self._ensure_prepared()
-        state = await self._episode_state(uuid)
-        if state == "processed":
-            return EpisodeOutcome(uuid=uuid, skipped=True)
-        if state == "absent":
-            await EpisodicNode(
-                uuid=uuid,
+        write = FencedWrite(
+            group_id=group_id,
+            episode_uuid=uuid,
+            fence=fence,
+            still_held=still_held,
+            max_age_ms=self._tombstone_ms,
+        )
+        created_at = datetime.now(UTC)
+
+        async def claim(tx: AsyncManagedTransaction) -> str:
+            return await claim_episode(
+                tx,
+                write,
                 name=name,
-                group_id=group_id,
-                labels=[],
-                source=EpisodeType.message,
+                body=body,
                 source_description=source_description,
-                content=body,
-                valid_at=reference_time,
-                created_at=datetime.now(UTC),
-            ).save(self._driver)
-        with metered() as usage:
+                reference_time=reference_time,
+                created_at=created_at,
+            )
+
+        if await self._write(claim) == "processed":
+            return EpisodeOutcome(uuid=uuid, skipped=True)
+        with metered() as usage, fenced(write):
             try:
                 await self._graphiti.add_episode(
                     name=name,
@@ -504,6 +536,9 @@ class GraphMemory:
                     previous_episode_uuids=previous_episode_uuids,
                     custom_extraction_instructions=NARRATIVE_EXTRACTION_INSTRUCTIONS,
                 )
+            except AlreadyProcessed:
+                # Another holder of a valid lease wrote it first; its cost is its own.
+                return EpisodeOutcome(uuid=uuid, skipped=True)
             except RateLimitError as exc:
                 raise LlmRateLimited(_retry_after(exc)) from exc
         return EpisodeOutcome(uuid=uuid, skipped=False, usage=usage)
@@ -515,9 +550,6 @@ class GraphMemory:
         )
         count: int = result.records[0]["episodes"]
         return count
-
-    async def episode_exists(self, uuid: str) -> bool:
-        return await self._episode_state(uuid) == "processed"
 
     async def summarize(
         self, previous: str | None, lines: list[str], max_chars: int
@@ -678,9 +710,27 @@ class GraphMemory:
             ],
         )
 
+    async def fence_out(self, group_id: str, *, fence: int) -> None:
+        """Record a deletion of the group under lease token `fence`: from now on no writer
+        holding an older token can write to it (service/graph/fencing.py)."""
+        await self._ensure_prepared()
+        write = FencedWrite(
+            group_id=group_id,
+            episode_uuid="",
+            fence=fence,
+            still_held=lambda: True,
+            max_age_ms=self._tombstone_ms,
+        )
+
+        async def mark(tx: AsyncManagedTransaction) -> None:
+            await check_fence(tx, write, deleting=True)
+
+        await self._write(mark)
+
     async def delete_group(self, group_id: str) -> int:
         """Delete every node of the group and its relationships, in bounded batches so a large
-        group never needs one huge transaction. Returns how many nodes were deleted."""
+        group never needs one huge transaction. Returns how many nodes were deleted. The
+        group's SynapseGroup node stays behind as the deletion's tombstone (fence_out)."""
         deleted = 0
         for label in ("Episodic", "Entity", "Community", "Saga"):
             while True:
@@ -695,6 +745,11 @@ class GraphMemory:
                 if removed < _DELETE_BATCH:
                     break
         return deleted
+
+    async def purge_tombstones(self) -> int:
+        """Forget deletions older than the tombstone retention (tokens that old are refused
+        by age anyway). Returns how many were purged."""
+        return await purge_tombstones(self._driver, retention_ms=self._tombstone_ms)
 
 
 _DELETE_BATCH = 1000

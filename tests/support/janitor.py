@@ -48,9 +48,17 @@ class JanitorProcess:
             os.kill(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes mid-whatever (a GC pause, a stalled VM)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 40) -> int | None:
         if self._process is None or self._process.poll() is not None:
             return None if self._process is None else self._process.returncode
+        self._process.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
         self._process.send_signal(signal.SIGTERM)
         try:
             return self._process.wait(timeout=timeout)

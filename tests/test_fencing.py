@@ -1,0 +1,163 @@
+"""A janitor that loses its user's lease while it works (paused past it, or pre-empted by a
+deletion) writes nothing afterwards: no second extraction, no deleted user brought back.
+
+Pauses are real SIGSTOPs of real janitor processes; the LLM requests in flight are held by a
+gated endpoint in front of the stand-in, so each test knows a flush is mid-extraction."""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from neo4j import AsyncDriver, AsyncGraphDatabase
+from redis.asyncio import Redis
+
+from service.episodes import group_id
+from tests.standin.server import StandinServer
+from tests.support.api import ApiFactory
+from tests.support.builders import ingest_body, turn
+from tests.support.gated_upstream import GatedUpstream
+from tests.support.graph_probe import GraphProbe
+from tests.support.janitor import JanitorFactory
+from tests.support.services import BackingServices
+from tests.support.stack import StackFactory
+from tests.support.waiting import eventually
+
+LEASE_SECONDS = 3
+
+
+@pytest.fixture
+async def neo4j(backing_services: BackingServices) -> Any:
+    driver = AsyncGraphDatabase.driver(backing_services.neo4j_uri, auth=("neo4j", ""))
+    yield driver
+    await driver.close()
+
+
+# What a single extraction of each episode never makes (no APOC: list distinctness by reduce).
+_WRITTEN_TWICE = {
+    "entity name repeated": "MATCH (n:Entity {group_id: $g}) WITH n.name AS what, count(*) AS c "
+    "WHERE c > 1 RETURN what",
+    "entity mentioned twice by one episode": "MATCH (e:Episodic {group_id: $g})-[m:MENTIONS]->(n) "
+    "WITH n.name AS what, e, count(m) AS c WHERE c > 1 RETURN what",
+    "fact listing an episode twice": "MATCH ()-[r:RELATES_TO {group_id: $g}]->() WHERE "
+    "size(r.episodes) <> size(reduce(seen = [], x IN r.episodes | "
+    "CASE WHEN x IN seen THEN seen ELSE seen + x END)) RETURN r.fact AS what",
+    "fact repeated between the same entities": "MATCH (a)-[r:RELATES_TO {group_id: $g}]->(b) "
+    "WITH a, b, r.fact AS what, count(*) AS c WHERE c > 1 RETURN what",
+}
+
+
+async def written_twice(driver: AsyncDriver, group: str) -> list[str]:
+    problems: list[str] = []
+    for problem, query in _WRITTEN_TWICE.items():
+        records, _, _ = await driver.execute_query(query, g=group)
+        problems += [f"{problem}: {record['what']}" for record in records]
+    return problems
+
+
+async def test_a_janitor_paused_past_its_lease_mid_extraction_writes_nothing_when_it_resumes(
+    stack_factory: StackFactory,
+    janitor_factory: JanitorFactory,
+    llm_env: dict[str, str],
+    standin_fresh: StandinServer,
+    tenant: str,
+    graph_probe: GraphProbe,
+    neo4j: AsyncDriver,
+) -> None:
+    group = group_id(tenant, "user-1")
+    with GatedUpstream(standin_fresh) as upstream:
+        gated = {**llm_env, "OPENAI_BASE_URL": upstream.base_url}
+        stack = await stack_factory(OPENAI_BASE_URL=upstream.base_url)
+        paused = stack.janitor
+        await stack.client.ingest(turn(tenant, "Ashley and I are planning the Lisbon trip"))
+        await stack.close(tenant)
+        # The first janitor is mid-extraction: its first model request is held at the gate.
+        assert await asyncio.to_thread(upstream.arrived.wait, 30)
+        paused.pause()
+        await asyncio.sleep(LEASE_SECONDS + 1)
+        upstream.gate.set()
+        # A second janitor takes the user over once the lease has expired, and writes it.
+        janitor_factory(**gated)
+        await stack.outbox_when(tenant, lambda o: o["entries"] == [], "the episode acknowledged")
+        assert await graph_probe.processed_episode_count(group) == 1
+        before = (
+            sorted(await graph_probe.entity_names(group)),
+            sorted(await graph_probe.facts(group)),
+        )
+
+        # The paused janitor wakes with its model answers waiting and its lease long gone.
+        paused.resume()
+        await asyncio.sleep(LEASE_SECONDS * 2)
+        metrics = (await stack.http.get("/metrics")).text
+
+    after = (sorted(await graph_probe.entity_names(group)), sorted(await graph_probe.facts(group)))
+    assert await written_twice(neo4j, group) == []
+    assert await graph_probe.episode_count(group) == 1
+    assert after == before
+    fenced = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(("synapse_janitor_leases_lost", "synapse_janitor_writes_fenced"))
+    ]
+    assert any(not line.endswith(" 0.0") for line in fenced), fenced
+
+
+async def test_a_user_deleted_while_a_paused_janitor_holds_their_episode_never_comes_back(
+    stack_factory: StackFactory,
+    standin_fresh: StandinServer,
+    tenant: str,
+    graph_probe: GraphProbe,
+    redis: Redis,
+) -> None:
+    group = group_id(tenant, "user-1")
+    with GatedUpstream(standin_fresh) as upstream:
+        stack = await stack_factory(OPENAI_BASE_URL=upstream.base_url)
+        await stack.client.ingest(turn(tenant, "My sister Carla lives in Porto"))
+        await stack.close(tenant)
+        assert await asyncio.to_thread(upstream.arrived.wait, 30)
+        stack.janitor.pause()
+        await asyncio.sleep(LEASE_SECONDS + 1)
+        deleted = await stack.http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})
+        upstream.gate.set()
+        stack.janitor.resume()
+        # Long enough for the resumed janitor to finish its extraction and try to write it.
+        await asyncio.sleep(LEASE_SECONDS * 3)
+
+    assert deleted.status_code == 200
+    assert await graph_probe.episode_count(group) == 0
+    assert await graph_probe.entity_names(group) == []
+    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
+    assert await redis.keys(f"syn:ob:e:{tenant}:user-1:*") == []
+
+
+async def test_a_rolling_summary_begun_before_a_deletion_is_never_written_back(
+    api_factory: ApiFactory,
+    janitor_factory: JanitorFactory,
+    llm_env: dict[str, str],
+    standin_fresh: StandinServer,
+    tenant: str,
+    redis: Redis,
+) -> None:
+    with GatedUpstream(standin_fresh) as upstream:
+        env = {**llm_env, "OPENAI_BASE_URL": upstream.base_url, "SUMMARY_EVERY_TURNS": "1"}
+        api = api_factory(**env)
+        janitor_factory(**env)
+        async with httpx.AsyncClient(base_url=api.base_url) as http:
+            stored = await http.post("/ingest", json=ingest_body(tenant, text="My name is Mukesh"))
+            assert stored.status_code == 200
+            # The summary job's model call is in flight.
+            assert await asyncio.to_thread(upstream.arrived.wait, 30)
+            deleted = await http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})
+            upstream.gate.set()
+            await eventually(
+                lambda: redis.exists(f"arq:in-progress:summary:{tenant} user-1"),
+                lambda n: n == 0,
+                what="the summary job to finish",
+            )
+            await asyncio.sleep(1)
+            brief = await http.post("/brief", json={"tenantId": tenant, "userId": "user-1"})
+
+    assert deleted.status_code == 200
+    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
+    assert brief.json()["rollingSummary"] is None
+    assert brief.json()["identity"]["name"] is None
