@@ -65,4 +65,8 @@ class AuditEntry(Outbound):
 
 
 class AuditLogView(Outbound):
+    # Newest first: the real actions, or with ?rejected=true the calls turned away.
     entries: list[AuditEntry]
+    # Calls turned away (no or wrong key or token, another tenant's key, over quota, invalid
+    # ids), counted per status code ("401": n); never trimmed, unlike the rejected entries.
+    rejected_counts: dict[str, int] | None = None

@@ -79,7 +79,9 @@ async def test_delete_removes_the_user_everywhere_and_is_idempotent(
     assert first.json()["graphNodes"] > 0
     assert again.status_code == 200
     assert (again.json()["redisKeys"], again.json()["graphNodes"]) == (0, 0)
-    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == []
+    # Only the deletion's tombstone remains: the last lease token, a number with an expiry.
+    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
+    assert await redis.ttl(f"syn:u:{tenant}:user-1:fence") > 0
     assert await redis.keys(f"syn:ob:e:{tenant}:user-1:*") == []
     assert not any(m.startswith(f"{tenant} user-1 ") for m in await redis.zrange("syn:idle", 0, -1))
     assert await redis.zscore("syn:ob:due", f"{tenant} user-1") is None
@@ -126,18 +128,27 @@ async def test_data_rights_and_debug_calls_are_audited_without_secrets_or_text(
         audit = await http.get(
             "/internal/debug/audit", headers={"X-Internal-Token": INTERNAL_TOKEN}
         )
+        rejected = await http.get(
+            "/internal/debug/audit",
+            params={"rejected": "true"},
+            headers={"X-Internal-Token": INTERNAL_TOKEN},
+        )
     path.unlink()
 
     entries = audit.json()["entries"]
     actions = [(e["actor"], e["action"], e["outcome"]) for e in entries]
     assert (f"tenant:{tenant}", "GET /users/export", 200) in actions
     assert (f"tenant:{tenant}", "DELETE /users", 200) in actions
-    assert ("anonymous", "GET /internal/debug/user", 401) in actions
     assert ("internal-token", "GET /internal/debug/outbox", 200) in actions
+    # A call without the token is no real action: it is counted and kept apart.
+    assert not any(outcome == 401 for _, _, outcome in actions)
+    turned_away = [(e["actor"], e["action"], e["outcome"]) for e in rejected.json()["entries"]]
+    assert turned_away == [("anonymous", "GET /internal/debug/user", 401)]
+    assert audit.json()["rejectedCounts"] == {"401": 1}
     assert all(e["at"].endswith("Z") for e in entries)
     assert f"tenantId={tenant}" in entries[-1]["target"]
     # The ingest itself is not an audited call, and nothing secret is recorded.
-    dump = audit.text
+    dump = audit.text + rejected.text
     assert "secret diary" not in dump
     assert "the-api-key" not in dump
     assert INTERNAL_TOKEN not in dump

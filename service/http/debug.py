@@ -28,7 +28,7 @@ from contracts import (
 from contracts.limits import MAX_ID_CHARS
 from service.audit import AuditLog
 from service.clock import iso_utc, utc_now
-from service.http.audit import ACTOR_KEY, audited
+from service.http.audit import ACTOR_KEY, audited, valid_query_ids
 from service.http.deps import resources_from
 from service.keys import UserKeys
 from service.operator_views import Operator
@@ -115,9 +115,15 @@ async def debug_emit_raw_user_sessions(
 
 
 @get("/audit")
-async def debug_audit(audit: NamedDependency[AuditLog], limit: Limit = 100) -> AuditLogView:
-    """The latest audited calls, newest first."""
-    records = await audit.latest(limit=limit)
+async def debug_audit(
+    audit: NamedDependency[AuditLog],
+    limit: Limit = 100,
+    rejected: Annotated[bool, QueryParameter(name="rejected")] = False,
+) -> AuditLogView:
+    """The latest real actions, newest first, or with rejected=true the latest calls turned away;
+    either way with the per-status counts of every call turned away."""
+    records = await audit.latest(limit=limit, rejected=rejected)
+    counts = await audit.rejected_counts()
     return AuditLogView(
         entries=[
             AuditEntry(
@@ -128,7 +134,8 @@ async def debug_audit(audit: NamedDependency[AuditLog], limit: Limit = 100) -> A
                 outcome=r.outcome,
             )
             for r in records
-        ]
+        ],
+        rejected_counts={str(status): n for status, n in counts.items()},
     )
 
 
@@ -145,7 +152,7 @@ def debug_router() -> Router:
             debug_emit_raw_user_sessions,
             debug_audit,
         ],
-        guards=[require_internal_token],
+        guards=[require_internal_token, valid_query_ids],
         middleware=[audited],
         include_in_schema=False,
     )
