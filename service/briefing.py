@@ -1,6 +1,6 @@
 """POST /brief: a cheap start-of-session seed built from Redis alone (never the LLM)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from contracts import (
     BriefMetadata,
@@ -31,11 +31,7 @@ async def build_brief(
         zone = clock.resolve_zone(remembered)
 
     moment = (request.now or now).astimezone(zone)
-    last_turn = (
-        datetime.fromtimestamp(state.last_turn_ms / 1000, tz=UTC)
-        if state.last_turn_ms is not None
-        else None
-    )
+    last_turn = clock.from_millis(state.last_turn_ms) if state.last_turn_ms is not None else None
     return BriefResponse(
         identity=Identity(name=state.name, is_default=state.name is None),
         temporal_authority=TemporalAuthority(

@@ -77,6 +77,15 @@ def since_last_spoke(then: datetime, now: datetime) -> str:
     return f"{span} since last spoke" if span else "just spoke"
 
 
+def from_millis(millis: int) -> datetime | None:
+    """The UTC instant `millis` after the epoch; None if a datetime cannot hold it (a value
+    stored before timestamps were bounded must not make every later brief fail)."""
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
 def iso_utc(moment: datetime) -> str:
     """`2026-02-03T18:34:12Z`: the wire form of every timestamp the service returns."""
     text = moment.astimezone(UTC).isoformat()

@@ -10,7 +10,7 @@ from contracts import (
     SessionCloseResponse,
     SessionIngestRequest,
 )
-from service.errors import InvalidInput, NotFound
+from service.errors import NotFound
 from service.jobs import JobQueue
 from service.keys import SessionKeys, UserKeys
 from service.session_store import NewTurn, SessionStore
@@ -44,18 +44,6 @@ async def close_session(
     return SessionCloseResponse(closed=closed, session_id=session.session_id)
 
 
-def _validate_transcript(request: SessionIngestRequest) -> None:
-    for index in range(1, len(request.messages)):
-        if request.messages[index].timestamp < request.messages[index - 1].timestamp:
-            raise InvalidInput(
-                f"messages must be in time order: message {index} is earlier than message "
-                f"{index - 1}",
-                field=f"messages[{index}].timestamp",
-            )
-    if request.started_at and request.ended_at and request.started_at > request.ended_at:
-        raise InvalidInput("startedAt is after endedAt", field="startedAt")
-
-
 async def ingest_transcript(
     store: SessionStore,
     jobs: JobQueue,
@@ -65,8 +53,9 @@ async def ingest_transcript(
     wait_seconds: float,
 ) -> IngestResponse:
     """Store a whole transcript and close it into the outbox in one atomic step; the same
-    transcript sent twice stores nothing the second time and yields the same episode."""
-    _validate_transcript(request)
+    transcript sent twice stores nothing the second time and yields the same episode.
+    The caller has applied service.input_rules.check_transcript (time order, timestamp bounds,
+    startedAt <= endedAt) before admitting the request, so that a refused one spends no quota."""
     user = UserKeys(request.tenant_id, request.user_id)
     session = user.session(request.session_id)
     turns = [NewTurn(role=m.role, text=m.text, timestamp=m.timestamp) for m in request.messages]

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from contracts import BriefRequest, BriefResponse
+from service import input_rules
 from service.briefing import build_brief
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
@@ -32,8 +33,14 @@ async def brief(
     # Well-formed, admitted requests are answered by service/http/hot_path.py before they reach
     # Litestar; this handler answers the rest (every error) and defines the OpenAPI entry.
     body = await strict_body(request, BriefRequest)
+    validate_brief(resources, body)
     await admit(request, body.tenant_id)
     return await brief_admitted(resources, body)
+
+
+def validate_brief(resources: Resources, body: BriefRequest) -> None:
+    """The semantic rules, before admission: shared with the hot path."""
+    input_rules.check_brief(body)
 
 
 async def brief_admitted(resources: Resources, body: BriefRequest) -> BriefResponse:

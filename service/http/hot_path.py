@@ -7,13 +7,15 @@ more than the work itself: /ingest served 0.41x and /brief 0.39x the requests pe
 bare ASGI app making the same Redis call.
 
 How: for exactly `POST /ingest` and `POST /brief` this layer reads the body (within the same
-size limit), decodes it strictly, authenticates the key and checks its tenant. A request that
-passes all of that is admitted (quota) and answered with the very same domain call the Litestar
-handler makes, encoded the same way. Anything else is handed on, body replayed untouched, to the
-Litestar handler, which stays the one definition of the OpenAPI entry and of every pre-admission
-error (malformed JSON, schema violations, a missing or foreign key, an oversized body). Errors
-after admission (quota, Redis down, a semantic violation) are answered from the same error table
-(service/http/errors.py) as Litestar's exception handlers.
+size limit), decodes it strictly, applies the semantic rules (service/input_rules.py),
+authenticates the key and checks its tenant. A request that passes all of that is admitted
+(quota) and answered with the very same domain call the Litestar handler makes, encoded the
+same way. Anything else is handed on, body replayed untouched, to the Litestar handler, which
+stays the one definition of the OpenAPI entry and of every pre-admission error (malformed JSON,
+schema violations, semantic violations such as a timestamp out of range, a missing or foreign
+key, an oversized body): a request refused before admission spends no quota. Errors after
+admission (quota, Redis down) are answered from the same error table (service/http/errors.py)
+as Litestar's exception handlers.
 """
 
 from collections.abc import Awaitable, Callable
@@ -25,9 +27,9 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from contracts import BriefRequest, IngestRequest
-from service.errors import SynapseError, Unauthorized
+from service.errors import InvalidInput, SynapseError, Unauthorized
 from service.http.auth import caller_for
-from service.http.brief import brief_admitted
+from service.http.brief import brief_admitted, validate_brief
 from service.http.errors import (
     DEPENDENCY_ERRORS,
     ErrorReply,
@@ -35,7 +37,7 @@ from service.http.errors import (
     domain_reply,
     unexpected_reply,
 )
-from service.http.turns import ingest_admitted
+from service.http.turns import ingest_admitted, validate_ingest
 from service.logs import bind_tenant
 from service.resources import Resources
 
@@ -49,12 +51,13 @@ _CONTENT_LENGTH = b"content-length"
 class _Route:
     decoder: msgspec.json.Decoder[Any]
     turns: int  # what one request spends of the tenant's daily turn quota
+    validate: Callable[[Resources, Any], None]  # the semantic rules (service/input_rules.py)
     answer: Callable[[Resources, Any], Awaitable[msgspec.Struct]]
 
 
 _ROUTES = {
-    "/ingest": _Route(msgspec.json.Decoder(IngestRequest), 1, ingest_admitted),
-    "/brief": _Route(msgspec.json.Decoder(BriefRequest), 0, brief_admitted),
+    "/ingest": _Route(msgspec.json.Decoder(IngestRequest), 1, validate_ingest, ingest_admitted),
+    "/brief": _Route(msgspec.json.Decoder(BriefRequest), 0, validate_brief, brief_admitted),
 }
 
 
@@ -132,6 +135,10 @@ class HotPath:
         except msgspec.DecodeError:  # malformed or schema-violating: Litestar says which
             return False
         resources = self._resources()
+        try:
+            route.validate(resources, request)
+        except InvalidInput:  # a semantic violation, before admission: Litestar says which
+            return False
         try:
             authorization = _header(scope, _AUTHORIZATION) or b""
             caller = caller_for(resources.tenants, authorization.decode("latin-1"))

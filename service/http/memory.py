@@ -10,7 +10,7 @@ from litestar.params import JSONBody, QueryParameter
 
 from contracts import MemoryQueryRequest, MemoryQueryResponse, SessionBriefResponse
 from contracts.limits import MAX_ID_CHARS
-from service import recall
+from service import input_rules, recall
 from service.clock import utc_now
 from service.errors import InvalidInput
 from service.graph import GraphMemory
@@ -34,14 +34,9 @@ async def memory_query(
 ) -> MemoryQueryResponse:
     """Facts valid at referenceTime (default now) and entities, from this user's group only."""
     body = await strict_body(request, MemoryQueryRequest)
+    input_rules.check_memory_query(body)
     await admit(request, body.tenant_id)
     return await recall.query_memory(graph, body, now=utc_now())
-
-
-def _check_id(value: str, field: str) -> str:
-    if not value.isprintable():
-        raise InvalidInput(f"{field} must be printable characters", field=field)
-    return value
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -53,7 +48,17 @@ def _parse_now(value: str | None) -> datetime:
         raise InvalidInput(f"now is not an RFC 3339 timestamp: {value!r}", field="now") from None
     if moment.tzinfo is None:
         raise InvalidInput("now needs a zone offset, e.g. Z", field="now")
+    input_rules.check_moment(moment, "now")
     return moment
+
+
+# Documented in the schema only: input_rules.check_id enforces it (the body rule), so that an
+# error names the field as the contract spells it (Litestar's own check would say `user_id`).
+_ID_SCHEMA = {
+    "description": f"1-{MAX_ID_CHARS} characters without control characters, as in a body.",
+    "minLength": 1,
+    "maxLength": MAX_ID_CHARS,
+}
 
 
 @get(
@@ -66,19 +71,17 @@ async def session_brief(
     request: Request[Any, Any, Any],
     graph: NamedDependency[GraphMemory],
     store: NamedDependency[SessionStore],
-    tenant_id: Annotated[
-        str, QueryParameter(name="tenantId", min_length=1, max_length=MAX_ID_CHARS)
-    ],
-    user_id: Annotated[str, QueryParameter(name="userId", min_length=1, max_length=MAX_ID_CHARS)],
+    tenant_id: Annotated[str, QueryParameter(name="tenantId", schema_extra=_ID_SCHEMA)],
+    user_id: Annotated[str, QueryParameter(name="userId", schema_extra=_ID_SCHEMA)],
     now: Annotated[str | None, QueryParameter(name="now")] = None,
 ) -> SessionBriefResponse:
     """Mood, open loops, environment and recent episodes, built from MentalState, Tension and
     Environment entities."""
+    # Every check before admission: a refused request spends nothing.
+    input_rules.check_id(tenant_id, "tenantId")
+    input_rules.check_id(user_id, "userId")
+    moment = _parse_now(now)
     await admit(request, tenant_id)
     return await recall.session_brief(
-        graph,
-        store,
-        tenant_id=_check_id(tenant_id, "tenantId"),
-        user_id=_check_id(user_id, "userId"),
-        now=_parse_now(now),
+        graph, store, tenant_id=tenant_id, user_id=user_id, now=moment
     )

@@ -14,7 +14,7 @@ from contracts import (
     SessionCloseResponse,
     SessionIngestRequest,
 )
-from service import closing
+from service import closing, input_rules
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
@@ -42,8 +42,16 @@ async def ingest(
     # Well-formed, admitted requests are answered by service/http/hot_path.py before they reach
     # Litestar; this handler answers the rest (every error) and defines the OpenAPI entry.
     body = await strict_body(request, IngestRequest)
+    validate_ingest(resources, body)
     await admit(request, body.tenant_id, turns=1)
     return await ingest_admitted(resources, body)
+
+
+def validate_ingest(resources: Resources, body: IngestRequest) -> None:
+    """The semantic rules, before admission: shared with the hot path."""
+    input_rules.check_ingest(
+        body, now=utc_now(), max_skew_seconds=resources.settings.timestamp_max_skew_seconds
+    )
 
 
 async def ingest_admitted(resources: Resources, body: IngestRequest) -> IngestResponse:
@@ -98,6 +106,10 @@ def session_ingest_handler(max_body_bytes: int) -> HTTPRouteHandler:
     ) -> IngestResponse:
         """graphitiAdded is true only if the episode is already in the graph when answering."""
         body = await strict_body(request, SessionIngestRequest)
+        # Before admission: a transcript that will be refused spends no quota.
+        input_rules.check_transcript(
+            body, now=utc_now(), max_skew_seconds=settings.timestamp_max_skew_seconds
+        )
         await admit(request, body.tenant_id, turns=len(body.messages))
         return await closing.ingest_transcript(
             store, jobs, body, now=utc_now(), wait_seconds=settings.session_ingest_wait_seconds
