@@ -15,6 +15,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    MODEL_UNAVAILABLE = "model_unavailable"
     INTERNAL = "internal_error"
 
 

@@ -22,6 +22,14 @@ class DependencyUnavailable(SynapseError):
     """A backing service (Redis, Neo4j, the LLM) cannot be reached right now."""
 
 
+class ModelUnavailable(DependencyUnavailable):
+    """The model endpoint (embeddings on the query path) is down, slow or rate limiting us."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unauthorized(SynapseError):
     """No API key, or one that belongs to no tenant."""
 

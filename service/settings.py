@@ -52,6 +52,9 @@ class Settings:
     # outbox's backoff takes over.
     llm_timeout_seconds: int = 120
     llm_max_retries: int = 2
+    # /memory/query is on the orchestrator's critical path: its one model call (the query's
+    # embedding) gets this budget and no retry, then the answer is a 503 model_unavailable.
+    query_embedding_timeout_seconds: float = 2.0
     # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
     janitor_lease_seconds: int = 60
     janitor_max_attempts: int = 12
@@ -105,6 +108,18 @@ class Settings:
                 raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
             if not low <= value <= high:
                 raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+            return value
+
+        def seconds(name: str, default: float, *, low: float, high: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
             return value
 
         def flag(name: str) -> bool:
@@ -197,6 +212,12 @@ class Settings:
                 "LLM_TIMEOUT_SECONDS", defaults.llm_timeout_seconds, low=1, high=3600
             ),
             llm_max_retries=integer("LLM_MAX_RETRIES", defaults.llm_max_retries, low=0, high=10),
+            query_embedding_timeout_seconds=seconds(
+                "QUERY_EMBEDDING_TIMEOUT_SECONDS",
+                defaults.query_embedding_timeout_seconds,
+                low=0.1,
+                high=60.0,
+            ),
             janitor_lease_seconds=integer(
                 "JANITOR_LEASE_SECONDS", defaults.janitor_lease_seconds, low=1, high=3600
             ),

@@ -48,10 +48,12 @@ from graphiti_core.search.search_config_recipes import (
     NODE_HYBRID_SEARCH_RRF,
 )
 from neo4j import AsyncGraphDatabase, AsyncManagedTransaction
-from openai import APIStatusError, AsyncOpenAI
+from openai import APIConnectionError, APIStatusError, AsyncOpenAI
+from openai import RateLimitError as ModelRateLimitError
 from pydantic import BaseModel, Field
 
 from service import offline_llm
+from service.errors import ModelUnavailable
 from service.graph import fencing
 from service.graph.fencing import (
     AlreadyProcessed,
@@ -211,6 +213,10 @@ class Clients:
     cross_encoder: CrossEncoderClient
     # The one HTTP client all three share (None offline); Graphiti never closes it.
     sdk: AsyncOpenAI | None
+    # /memory/query's own embedder: a short timeout and no retry (QUERY_EMBEDDING_TIMEOUT_SECONDS)
+    # on the orchestrator's critical path, where the janitor's calls may take minutes.
+    query_embedder: EmbedderClient
+    query_sdk: AsyncOpenAI | None
 
 
 def build_clients(settings: Settings) -> Clients:
@@ -222,9 +228,11 @@ def build_clients(settings: Settings) -> Clients:
     )
     llm: LLMClient
     sdk: AsyncOpenAI | None = None
+    query_sdk: AsyncOpenAI | None = None
     if settings.llm_provider == "offline":
         llm = OfflineLLMClient(config)
         embedder: EmbedderClient = HashingEmbedder(settings.embedding_dim)
+        query_embedder = embedder
         cross_encoder: CrossEncoderClient = LexicalCrossEncoder()
     else:
         sdk = AsyncOpenAI(
@@ -247,8 +255,23 @@ def build_clients(settings: Settings) -> Clients:
             client=sdk,
         )
         cross_encoder = OpenAIRerankerClient(config=config, client=sdk)
+        query_sdk = AsyncOpenAI(
+            api_key=config.api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.query_embedding_timeout_seconds,
+            max_retries=0,
+        )
+        query_embedder = OpenAIEmbedder(
+            OpenAIEmbedderConfig(
+                api_key=config.api_key,
+                base_url=settings.openai_base_url,
+                embedding_model=settings.embedding_model,
+                embedding_dim=settings.embedding_dim,
+            ),
+            client=query_sdk,
+        )
     llm.token_tracker = _AttributingTracker()  # type: ignore[no-untyped-call]  # untyped upstream
-    return Clients(llm, embedder, cross_encoder, sdk)
+    return Clients(llm, embedder, cross_encoder, sdk, query_embedder, query_sdk)
 
 
 # --- results --------------------------------------------------------------------------------
@@ -387,9 +410,11 @@ class GraphMemory:
         vectors: VectorSearch,
         *,
         tombstone_ms: int,
+        query_timeout_seconds: float,
     ) -> None:
         self._graphiti = graphiti
         self._tombstone_ms = tombstone_ms
+        self._query_timeout_seconds = query_timeout_seconds
         self._driver = driver
         self._clients = clients
         self._llm = clients.llm
@@ -435,6 +460,7 @@ class GraphMemory:
             clients,
             vectors,
             tombstone_ms=settings.deletion_tombstone_seconds * 1000,
+            query_timeout_seconds=settings.query_embedding_timeout_seconds,
         )
 
     async def prepare(self) -> None:
@@ -467,8 +493,9 @@ class GraphMemory:
 
     async def close(self) -> None:
         await self._graphiti.close()  # type: ignore[no-untyped-call]  # untyped upstream
-        if self._clients.sdk is not None:
-            await self._clients.sdk.close()
+        for sdk in (self._clients.sdk, self._clients.query_sdk):
+            if sdk is not None:
+                await sdk.close()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -587,7 +614,10 @@ class GraphMemory:
             node_config=node_config.model_copy(deep=True) if node_config else None,
             limit=limit * _OVERFETCH,
         )
-        results = await self._graphiti.search_(query, config=config, group_ids=[group_id])
+        vector = await self._embed_query(query)
+        results = await self._graphiti.search_(
+            query, config=config, group_ids=[group_id], query_vector=vector
+        )
         facts = [
             FactHit(text=edge.fact, relevance=min(1.0, score / _RRF_METHODS))
             for edge, score in zip(results.edges, results.edge_reranker_scores, strict=False)
@@ -603,6 +633,31 @@ class GraphMemory:
             for node in results.nodes
         ][:limit]
         return SearchHits(facts=facts, entities=entities)
+
+    async def _embed_query(self, query: str) -> list[float]:
+        """The query's embedding, as Graphiti's search would compute it, within the query
+        path's own budget. A model that is down, slow or rate limiting is a ModelUnavailable
+        (503 with Retry-After), never a 500 and never minutes on the orchestrator's path."""
+        embedder = self._clients.query_embedder
+        text = query.replace("\n", " ")
+        try:
+            # The SDK's timeout bounds each phase of the request; this bounds the whole call.
+            return await asyncio.wait_for(
+                embedder.create(input_data=[text]), self._query_timeout_seconds + 1
+            )
+        except ModelRateLimitError as exc:
+            wait = _retry_after(exc)
+            raise ModelUnavailable(
+                "the model endpoint is rate limiting queries",
+                retry_after_seconds=max(1, int(wait)) if wait is not None else 5,
+            ) from exc
+        except (APIConnectionError, APIStatusError, TimeoutError) as exc:
+            logger.warning("query embedding failed: %s", type(exc).__name__)
+            raise ModelUnavailable(
+                f"the model endpoint did not answer the query's embedding "
+                f"({type(exc).__name__})",
+                retry_after_seconds=5,
+            ) from exc
 
     async def narrative(self, *, group_id: str, episodes: int, loops: int) -> Narrative:
         latest = await self._driver.execute_query(

@@ -23,7 +23,8 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
-from neo4j.exceptions import ServiceUnavailable, SessionExpired
+from neo4j.exceptions import ConnectionPoolError, ServiceUnavailable, SessionExpired, TransientError
+from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -109,18 +110,35 @@ def domain_reply(exc: errors.SynapseError) -> ErrorReply:
         return ErrorReply(
             404, ErrorBody(error=ErrorCode.NOT_FOUND, message=exc.message, field=exc.field)
         )
+    if isinstance(exc, errors.ModelUnavailable):
+        body = ErrorBody(error=ErrorCode.MODEL_UNAVAILABLE, message=exc.message)
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+        return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body, headers)
     if isinstance(exc, errors.DependencyUnavailable):
         body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=exc.message)
-        return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body)
+        return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body, {"Retry-After": "5"})
     body = ErrorBody(error=ErrorCode.VALIDATION_ERROR, message=exc.message, field=exc.field)
     return ErrorReply(HTTP_422_UNPROCESSABLE_ENTITY, body)
 
 
-DEPENDENCY_ERRORS = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, SessionExpired)
+# What a backing service says while it is down, restarting or failing over: each is a 503 with
+# Retry-After, never a 500. Neo4j: unreachable, no connection to be had within the budget, or
+# a database still starting (TransientError covers DatabaseUnavailable); Redis: unreachable,
+# timed out, loading its data (BusyLoadingError is a ConnectionError), or a replica/cluster
+# that cannot take the write right now.
+GRAPH_DOWN_ERRORS = (ServiceUnavailable, SessionExpired, ConnectionPoolError, TransientError)
+REDIS_DOWN_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+)
+DEPENDENCY_ERRORS = (*REDIS_DOWN_ERRORS, *GRAPH_DOWN_ERRORS)
 
 
 def dependency_reply(exc: Exception) -> ErrorReply:
-    which = "graph database" if isinstance(exc, ServiceUnavailable | SessionExpired) else "Redis"
+    which = "graph database" if isinstance(exc, GRAPH_DOWN_ERRORS) else "Redis"
     logger.warning("%s unavailable: %s", which, type(exc).__name__)
     body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=f"{which} unavailable")
     return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body, {"Retry-After": "5"})
@@ -172,5 +190,9 @@ PUBLIC_ERRORS: dict[int, ResponseSpec] = {
     413: _documented(413, "Body larger than allowed"),
     422: _documented(422, "A field is missing, unknown, mistyped or out of bounds"),
     429: _documented(429, "Request rate or daily turn quota exhausted"),
-    503: _documented(503, "Redis or Neo4j unavailable"),
+    503: _documented(
+        503,
+        "Redis or Neo4j unavailable (`unavailable`), or the model endpoint down, slow or rate "
+        "limiting (`model_unavailable`); Retry-After says when to try again",
+    ),
 }
