@@ -285,6 +285,35 @@ pid_alive() { # PID STARTTIME
     [[ $now == "$2" ]]
 }
 
+# True while any thread of PID (started at STARTTIME) has not finished exiting. When a JVM exits,
+# its main thread can already be a zombie (so pid_alive says "gone") while other threads are still
+# tearing down and still hold the process's files: Neo4j's store lock and the bolt socket. A zombie
+# nobody reaps (no reaping init in some containers) keeps its pid, so the start time stays valid.
+pid_threads_left() { # PID STARTTIME
+    local stat rest task state
+    local -a fields
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    rest="${stat##*) }"
+    read -r -a fields <<<"$rest"
+    [[ ${fields[19]:-} == "$2" ]] || return 1
+    for task in "/proc/$1/task/"*; do
+        stat="$(cat "$task/stat" 2>/dev/null)" || continue
+        state="${stat##*) }"
+        state="${state%% *}"
+        [[ $state == Z || $state == X ]] || return 0
+    done
+    return 1
+}
+
+# Waits (up to SECS) until no thread of PID is left, so its files are closed and locks released.
+wait_threads_gone() { # PID STARTTIME SECS
+    local deadline=$((SECONDS + $3))
+    while pid_threads_left "$1" "$2" && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
+    ! pid_threads_left "$1" "$2"
+}
+
 # launch NAME PORT CWD LOG CMD... : starts CMD detached in its own session, stdin from /dev/null,
 # stdout+stderr appended to LOG, every other inherited descriptor closed; writes the pid file.
 launch() {
@@ -367,10 +396,14 @@ stop_service() { # NAME
             err "$name: pid $pid survived SIGKILL; pid file kept"
             return 1
         fi
+        wait_threads_gone "$pid" "$start" 10 || err "$name: threads of pid $pid still exiting after SIGKILL"
         rm -f "$pf"
         say "$name: killed (pid $pid)"
         return 0
     fi
+    # The main thread is gone; let the other threads finish too, so that a start right after this
+    # stop does not meet the old process's store lock or listening socket.
+    wait_threads_gone "$pid" "$start" 10 || err "$name: threads of pid $pid still exiting after 10s"
     rm -f "$pf"
     say "$name: stopped (pid $pid)"
 }
@@ -444,10 +477,23 @@ start_redis() {
 # Neo4j
 # ---------------------------------------------------------------------------------------------
 
+# Neo4jServer.java prints "NEO4J READY bolt://127.0.0.1:PORT pid PID" once it serves queries and
+# "NEO4J STOPPING pid PID" when its shutdown hook starts. Matching the pid ties a line to the JVM we
+# are looking at (older builds printed the READY line without the pid; still accepted).
+neo4j_log_ready() { # PID LOG
+    grep -qE "^NEO4J READY bolt://127\.0\.0\.1:$NEO4J_BOLT_PORT( pid $1)?\$" "$2" 2>/dev/null
+}
+
+neo4j_log_stopping() { # PID LOG
+    grep -qE "^NEO4J STOPPING pid $1\$" "$2" 2>/dev/null
+}
+
+# Waits for the JVM we launched to be ready: its READY line and the bolt port answering. Dies if it
+# exits first, or after NEO4J_START_TIMEOUT.
 wait_neo4j() { # PID STARTTIME LOG
-    local pid=$1 start=$2 log=$3 deadline ready="NEO4J READY bolt://127.0.0.1:$NEO4J_BOLT_PORT"
+    local pid=$1 start=$2 log=$3 deadline
     deadline=$((SECONDS + NEO4J_START_TIMEOUT))
-    until grep -qF "$ready" "$log" 2>/dev/null && port_open "$NEO4J_BOLT_PORT"; do
+    until neo4j_log_ready "$pid" "$log" && port_open "$NEO4J_BOLT_PORT"; do
         if ! pid_alive "$pid" "$start"; then
             rm -f "$(pid_file neo4j)"
             tail_log "$log"
@@ -461,17 +507,58 @@ wait_neo4j() { # PID STARTTIME LOG
     done
 }
 
+# Our pid file names a live JVM (OWN_PID/OWN_START). Returns 0 when it serves bolt (now or after
+# finishing its startup), 1 once it has exited and all its threads are gone (the caller starts a
+# fresh one). A JVM that was READY and no longer answers, or that logged STOPPING, is on its way out
+# (a stop that was interrupted, e.g. a second Ctrl-C in `make run`, or a SIGTERM from elsewhere):
+# waiting on its log would find the old READY line and then report its exit as a failed start.
+await_own_neo4j() { # LOG
+    local log=$1 pid=$OWN_PID start=$OWN_START deadline phase=starting
+    deadline=$((SECONDS + NEO4J_START_TIMEOUT))
+    while pid_alive "$pid" "$start"; do
+        if neo4j_log_stopping "$pid" "$log"; then
+            phase=stopping
+        elif port_open "$NEO4J_BOLT_PORT"; then
+            if neo4j_log_ready "$pid" "$log" && ! neo4j_log_stopping "$pid" "$log"; then
+                return 0
+            fi
+        elif neo4j_log_ready "$pid" "$log"; then
+            phase=stopping # was ready, bolt is closed: shutting down (or wedged)
+        fi
+        if [[ $phase == stopping && $deadline -gt $((SECONDS + STOP_TIMEOUT + 10)) ]]; then
+            say "neo4j: this script's instance (pid $pid) is shutting down; waiting for it to exit before starting a new one"
+            deadline=$((SECONDS + STOP_TIMEOUT + 10))
+        fi
+        if ((SECONDS >= deadline)); then
+            tail_log "$log"
+            if [[ $phase == stopping ]]; then
+                die "neo4j: this script's instance (pid $pid) no longer answers on bolt port $NEO4J_BOLT_PORT and has not exited; '$0 stop-neo4j' stops it; log: $log"
+            fi
+            die "neo4j: not ready on bolt port $NEO4J_BOLT_PORT after ${NEO4J_START_TIMEOUT}s (pid $pid still running; '$0 stop-neo4j' stops it); log: $log"
+        fi
+        sleep 0.5
+    done
+    wait_threads_gone "$pid" "$start" 10 || die "neo4j: pid $pid exited but its threads are still shutting down; try again"
+    rm -f "$(pid_file neo4j)"
+    if [[ $phase == stopping ]]; then
+        say "neo4j: previous instance (pid $pid) has exited; starting a new one"
+    else
+        err "neo4j: previous instance (pid $pid) exited before it was ready; starting a new one (its log: $log.1)"
+    fi
+    return 1
+}
+
 start_neo4j() {
     local rc=0 log cp
     log="$(log_file neo4j)"
     check_pidfile neo4j || rc=$?
     if ((rc == 0)); then
         check_port_matches neo4j "$NEO4J_BOLT_PORT"
-        if ! port_open "$NEO4J_BOLT_PORT"; then
-            wait_neo4j "$OWN_PID" "$OWN_START" "$log" # ours, still starting
+        if await_own_neo4j "$log"; then
+            say "neo4j: already running on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, started by this script)"
+            return 0
         fi
-        say "neo4j: already running on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, started by this script)"
-        return 0
+        rc=2
     fi
     ((rc == 2)) && rm -f "$(pid_file neo4j)"
     if port_open "$NEO4J_BOLT_PORT"; then

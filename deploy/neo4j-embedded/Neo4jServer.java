@@ -35,7 +35,16 @@ public final class Neo4jServer {
                 .setConfig(GraphDatabaseSettings.auth_enabled, auth)
                 .setConfig(GraphDatabaseSettings.transaction_timeout, Duration.ofMinutes(5))
                 .build();
-        Runtime.getRuntime().addShutdownHook(new Thread(dbms::shutdown, "neo4j-shutdown"));
+        // services.sh reads these lines from the log; the pid ties each to this JVM. STOPPING tells a
+        // start that finds this JVM still alive that it is on its way out, not still starting.
+        long pid = ProcessHandle.current().pid();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("NEO4J STOPPING pid " + pid);
+            System.out.flush();
+            dbms.shutdown();
+            System.out.println("NEO4J STOPPED pid " + pid);
+            System.out.flush();
+        }, "neo4j-shutdown"));
 
         GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
         if (auth) {
@@ -45,7 +54,7 @@ public final class Neo4jServer {
                     java.util.Map.of("pw", password));
         }
         db.executeTransactionally("RETURN 1");
-        System.out.println("NEO4J READY bolt://127.0.0.1:" + port);
+        System.out.println("NEO4J READY bolt://127.0.0.1:" + port + " pid " + pid);
         System.out.flush();
         Thread.currentThread().join();
     }
