@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import contracts
 from service.http import brief, health, memory, turns
+from service.http.body_drain import BodyDrain
 from service.http.debug import debug_router
 from service.http.deps import (
     RESOURCES_KEY,
@@ -110,8 +111,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # carries X-Request-ID, and every log line of the request has its id and tenant.
     # Inside it, /ingest and /brief skip the framework when the request is well-formed.
     hot_path = HotPath(app.asgi_handler, lambda: resources_from(app.state), settings.max_body_bytes)
+    # A 413 waits for the rest of the body (bounded), so clients still sending can read it.
     app.asgi_handler = RequestContextMiddleware(
-        hot_path, request_metrics, log_every_request=settings.access_log == "all"
+        BodyDrain(hot_path), request_metrics, log_every_request=settings.access_log == "all"
     )
     return app
 

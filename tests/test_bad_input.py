@@ -1,6 +1,9 @@
 """Bad input gets a clear 4xx naming the problem, and changes nothing in Redis."""
 
+import asyncio
 import json
+import socket
+from http.client import HTTPConnection
 from typing import Any
 
 import httpx
@@ -176,3 +179,68 @@ async def test_unknown_route_and_wrong_method_are_4xx_with_the_error_body(
     assert missing.json()["error"] == "not_found"
     assert wrong_method.status_code == 405
     assert wrong_method.json()["message"]
+
+
+def _send_whole_body_then_read(port: int, path: str, body: bytes, *, chunked: bool) -> Any:
+    """What urllib does: write the whole body (asking for Connection: close), then read."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.connect()
+        # A small send buffer: the client is surely still writing when the limit is hit,
+        # however large the kernel's loopback buffers (which could otherwise hide the bug).
+        assert connection.sock is not None
+        connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        if chunked:
+            pieces = (body[start : start + 65_536] for start in range(0, len(body), 65_536))
+            connection.request("POST", path, body=pieces, headers=headers, encode_chunked=True)
+        else:
+            connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def _oversized_transcript(tenant: str, size: int) -> dict[str, Any]:
+    text = "x" * MAX_TEXT_CHARS
+    count = size // MAX_TEXT_CHARS + 1
+    return {
+        "tenantId": tenant,
+        "userId": "user-1",
+        "sessionId": "session-1",
+        "messages": [
+            {"role": "user", "text": text, "timestamp": f"2026-02-03T18:{n // 60:02}:{n % 60:02}Z"}
+            for n in range(count)
+        ],
+    }
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/ingest", 1024 * 1024), ("/session/ingest", 5 * 1024 * 1024)],
+    ids=["ingest-1MiB", "session-ingest-5MiB"],
+)
+async def test_a_client_writing_an_oversized_body_whole_reads_the_413(
+    api: RunningApi, redis: Redis, tenant: str, path: str, size: int, chunked: bool
+) -> None:
+    # Over the limits (256 KiB, 4 MiB): the 413 is known long before the body is all sent.
+    if path == "/ingest":
+        payload = ingest_body(tenant, text="x" * size)
+    else:
+        payload = _oversized_transcript(tenant, size)
+    body = json.dumps(payload).encode()
+
+    status, answer = await asyncio.to_thread(
+        _send_whole_body_then_read, api.port, path, body, chunked=chunked
+    )
+
+    assert len(body) > size
+    assert status == 413
+    assert answer == {
+        "error": "body_too_large",
+        "message": "request body is larger than allowed",
+        "field": None,
+    }
+    await _assert_untouched(redis)

@@ -156,6 +156,13 @@ def _response(reply: ErrorReply) -> Response[Any]:
     return Response(reply.body, status_code=reply.status, headers=reply.headers or None)
 
 
+def undecodable_body(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A body msgspec cannot even parse as JSON text: not UTF-8, or nested beyond its
+    recursion limit. Raised by Litestar's body parsing, before any handler runs."""
+    what = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
+    return _error(HTTP_400_BAD_REQUEST, ErrorCode.MALFORMED_BODY, f"request body is {what}")
+
+
 def domain_error(_: Request[Any, Any, Any], exc: errors.SynapseError) -> Response[Any]:
     return _response(domain_reply(exc))
 
@@ -172,6 +179,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: validation_error,
     HTTPException: http_error,
     errors.SynapseError: domain_error,
+    UnicodeDecodeError: undecodable_body,
+    RecursionError: undecodable_body,
     **dict.fromkeys(DEPENDENCY_ERRORS, dependency_down),
     Exception: unexpected_error,
 }

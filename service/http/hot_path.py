@@ -132,7 +132,8 @@ class HotPath:
         """Answer an admissible request and return True; False leaves it untouched."""
         try:
             request = route.decoder.decode(body)
-        except msgspec.DecodeError:  # malformed or schema-violating: Litestar says which
+        # Malformed, schema-violating, not UTF-8 or nested too deeply: Litestar says which.
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return False
         resources = self._resources()
         try:
