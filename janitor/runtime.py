@@ -4,7 +4,9 @@
   never a key scan) every JANITOR_SWEEP_SECONDS;
 - the pump polls the outbox's due index and flushes users in parallel, at most
   JANITOR_MAX_JOBS at once here; each user's lease keeps their entries serial across every
-  janitor process.
+  janitor process, and moves the user out of the others' way while it is held;
+- retention deletes dead letters and deletion tombstones past their retention, as often as
+  the sweep runs.
 
 Every janitor runs both loops. Two sweeps closing the same session is harmless (the close is
 atomic and checks the session is still idle); two pumps wanting the same user is settled by the
@@ -18,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from service.flushing import Flusher
+from service.graph import GraphMemory
 from service.jobs import JobQueue
 from service.keys import UserKeys
 from service.metrics import JanitorMetrics
@@ -77,6 +80,35 @@ class Sweeper:
                 return closed
 
 
+class Retention:
+    """Ends what has a retention: dead letters (DEAD_LETTER_RETENTION_SECONDS) and the graph's
+    deletion tombstones (DELETION_TOMBSTONE_SECONDS). Bounded work per pass."""
+
+    BATCH = 500
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        graph: GraphMemory,
+        *,
+        dead_letter_seconds: int,
+        metrics: JanitorMetrics,
+    ) -> None:
+        self._outbox = outbox
+        self._graph = graph
+        self._dead_letter_ms = dead_letter_seconds * 1000
+        self._metrics = metrics
+
+    async def purge_once(self) -> int:
+        dead = await self._outbox.purge_dead(
+            died_before_ms=_now_ms() - self._dead_letter_ms, limit=self.BATCH
+        )
+        tombstones = await self._graph.purge_tombstones()
+        if dead or tombstones:
+            await self._metrics.retention(dead_letters=dead, tombstones=tombstones)
+        return dead + tombstones
+
+
 class Pump:
     def __init__(self, outbox: Outbox, flusher: Flusher, *, max_parallel: int) -> None:
         self._outbox = outbox
@@ -119,9 +151,12 @@ class Pump:
 
 
 class JanitorLoops:
-    def __init__(self, sweeper: Sweeper, pump: Pump, *, sweep_seconds: int) -> None:
+    def __init__(
+        self, sweeper: Sweeper, pump: Pump, retention: Retention, *, sweep_seconds: int
+    ) -> None:
         self._sweeper = sweeper
         self._pump = pump
+        self._retention = retention
         self._sweep_seconds = sweep_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -130,6 +165,7 @@ class JanitorLoops:
         self._tasks = [
             asyncio.create_task(self._every(self._sweep_seconds, self._sweeper.sweep_once)),
             asyncio.create_task(self._every(PUMP_POLL_SECONDS, self._pump.pump_once)),
+            asyncio.create_task(self._every(self._sweep_seconds, self._retention.purge_once)),
         ]
 
     async def _every(self, seconds: float, step: StepFn) -> None:

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
-from janitor.runtime import JanitorLoops, Pump, Sweeper
+from janitor.runtime import JanitorLoops, Pump, Retention, Sweeper
 from service.graph import LlmRateLimited
 from service.jobs import REFRESH_SUMMARY
 from service.keys import UserKeys
@@ -61,6 +61,12 @@ def _startup(settings: Settings) -> WorkerCoroutine:
                 metrics=resources.janitor_metrics,
             ),
             Pump(resources.outbox, resources.flusher, max_parallel=settings.janitor_max_jobs),
+            Retention(
+                resources.outbox,
+                resources.graph,
+                dead_letter_seconds=settings.dead_letter_retention_seconds,
+                metrics=resources.janitor_metrics,
+            ),
             sweep_seconds=settings.janitor_sweep_seconds,
         )
         loops.start()

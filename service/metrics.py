@@ -160,6 +160,12 @@ class JanitorMetrics:
         """A write under a lost lease was refused (Redis lease check or graph fencing token)."""
         await self._increment({"writesFenced": 1}, {})
 
+    async def retention(self, *, dead_letters: int, tombstones: int) -> None:
+        """Dead letters and deletion tombstones removed at the end of their retention."""
+        await self._increment(
+            {"deadLettersPurged": dead_letters, "tombstonesPurged": tombstones}, {}
+        )
+
     async def entry_failed(self, *, dead: bool) -> None:
         await self._increment({"entriesDead" if dead else "entriesRetrying": 1}, {})
 
@@ -280,6 +286,11 @@ class _SnapshotCollector:
             "Duration of the janitors' idle-session sweeps.",
             buckets=_sweep_buckets(janitor),
             sum_value=_number(janitor, "sweepSecondsSum"),
+        )
+        yield CounterMetricFamily(
+            "synapse_dead_letters_purged",
+            "Dead-lettered outbox entries deleted at the end of DEAD_LETTER_RETENTION_SECONDS.",
+            value=_number(janitor, "deadLettersPurged"),
         )
         yield CounterMetricFamily(
             "synapse_janitor_leases_lost",

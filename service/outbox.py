@@ -111,6 +111,7 @@ class Outbox:
         self._ack = redis.register_script(redis_scripts.ACK_ENTRY)
         self._fail = redis.register_script(redis_scripts.FAIL_ENTRY)
         self._redrive = redis.register_script(redis_scripts.REDRIVE_ENTRY)
+        self._purge_dead = redis.register_script(redis_scripts.PURGE_DEAD_ENTRY)
 
     # --- the janitor's side -----------------------------------------------------------------
 
@@ -302,6 +303,26 @@ class Outbox:
         ):
             ids.add(entry_id)
         return sorted(ids)
+
+    async def purge_dead(self, *, died_before_ms: int, limit: int) -> int:
+        """Delete up to `limit` dead letters that died before the cutoff (their retention is
+        over), transcripts included. Returns how many were deleted."""
+        ids: list[str] = await resolved(
+            self._redis.zrangebyscore(OUTBOX_DEAD, "-inf", died_before_ms, start=0, num=limit)
+        )
+        purged = 0
+        for entry_id in ids:
+            tenant = await resolved(self._redis.hget(entry_key(entry_id), "tenantId"))
+            purged += await self._purge_dead(
+                keys=[
+                    OUTBOX_DEAD,
+                    entry_key(entry_id),
+                    entry_turns_key(entry_id),
+                    tenant_entries_key(tenant or ""),
+                ],
+                args=[entry_id],
+            )
+        return purged
 
     async def dead_entries(self, *, limit: int) -> list[OutboxEntry]:
         ids: list[str] = await resolved(self._redis.zrange(OUTBOX_DEAD, 0, limit - 1))

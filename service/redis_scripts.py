@@ -294,6 +294,16 @@ redis.call('ZADD', KEYS[4], next_at, ARGV[3])
 return {'retrying', attempts, next_at}
 """
 
+# A dead letter past its retention: gone with its transcript. ZREM first, so an entry that an
+# operator re-drove meanwhile (it left the dead set) is never deleted.
+# KEYS: dead, entry, entry_turns, tenant_entries; ARGV: entry_id
+PURGE_DEAD_ENTRY = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+"""
+
 REDRIVE_ENTRY = """
 -- KEYS: dead, entry, user_outbox, due; ARGV: entry_id, user_ref, now_ms
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end

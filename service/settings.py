@@ -203,7 +203,7 @@ class Settings:
             session_retention_seconds=integer(
                 "SESSION_RETENTION_SECONDS",
                 defaults.session_retention_seconds,
-                low=60,
+                low=1,
                 high=3650 * 24 * 3600,
             ),
             log_level=text("LOG_LEVEL", defaults.log_level).upper(),
@@ -261,7 +261,7 @@ class Settings:
             dead_letter_retention_seconds=integer(
                 "DEAD_LETTER_RETENTION_SECONDS",
                 defaults.dead_letter_retention_seconds,
-                low=60,
+                low=1,
                 high=3650 * 24 * 3600,
             ),
         )

@@ -5,6 +5,8 @@ Pauses are real SIGSTOPs of real janitor processes; the LLM requests in flight a
 gated endpoint in front of the stand-in, so each test knows a flush is mid-extraction."""
 
 import asyncio
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,7 +14,9 @@ import pytest
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from redis.asyncio import Redis
 
-from service.episodes import group_id
+from service.episodes import episode_uuid, group_id
+from service.graph import GraphMemory
+from service.settings import Settings
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
 from tests.support.builders import ingest_body, turn
@@ -161,3 +165,50 @@ async def test_a_rolling_summary_begun_before_a_deletion_is_never_written_back(
     assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
     assert brief.json()["rollingSummary"] is None
     assert brief.json()["identity"]["name"] is None
+
+
+async def test_an_episode_processed_without_entities_is_never_extracted_again(
+    backing_services: BackingServices,
+    standin_fresh: StandinServer,
+    tenant: str,
+    neo4j: AsyncDriver,
+) -> None:
+    memory = await GraphMemory.create(
+        Settings(
+            neo4j_uri=backing_services.neo4j_uri,
+            llm_provider="openai",
+            openai_api_key="test-key",
+            openai_base_url=standin_fresh.base_url,
+            llm_model="standin-large",
+            llm_small_model="standin-small",
+            embedding_dim=standin_fresh.embedding_dim,
+            llm_max_retries=0,
+        )
+    )
+    group = group_id(tenant, "user-1")
+    episode = {
+        "uuid": episode_uuid(tenant, "user-1", "s1", 1, 0),
+        "group_id": group,
+        "name": "session s1",
+        "body": "user: ok.",
+        "reference_time": datetime.now(UTC),
+        "source_description": "test",
+        "previous_episode_uuids": [],
+        # A lease token as Redis hands it out: its clock in microseconds.
+        "fence": int(time.time() * 1_000_000),
+        "still_held": lambda: True,
+    }
+    try:
+        first = await memory.add_transcript_episode(**episode)  # type: ignore[arg-type]
+        # What a model that found nothing to remember leaves: the episode and no entity.
+        await neo4j.execute_query("MATCH (n:Entity {group_id: $g}) DETACH DELETE n", g=group)
+        calls = sum(standin_fresh.calls.values())
+        again = await memory.add_transcript_episode(**episode)  # type: ignore[arg-type]
+        calls_again = sum(standin_fresh.calls.values())
+    finally:
+        await memory.close()
+
+    assert not first.skipped
+    assert first.usage.calls > 0
+    assert again.skipped
+    assert calls_again == calls

@@ -467,7 +467,8 @@ class GraphMemory:
         """Create Graphiti's indices and the vector indexes if missing. Idempotent; never
         deletes or replaces existing ones."""
         await self._graphiti.build_indices_and_constraints(delete_existing=False)
-        await self._driver.execute_query(fencing.CONSTRAINT)
+        for statement in fencing.SCHEMA:
+            await self._driver.execute_query(statement)
         await self._vectors.ensure_indexes()
         self._prepared = True
 
@@ -654,8 +655,7 @@ class GraphMemory:
         except (APIConnectionError, APIStatusError, TimeoutError) as exc:
             logger.warning("query embedding failed: %s", type(exc).__name__)
             raise ModelUnavailable(
-                f"the model endpoint did not answer the query's embedding "
-                f"({type(exc).__name__})",
+                f"the model endpoint did not answer the query's embedding ({type(exc).__name__})",
                 retry_after_seconds=5,
             ) from exc
 

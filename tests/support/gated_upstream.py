@@ -2,6 +2,7 @@
 provably in flight between `arrived` and `open()`, so tests can pause, kill or delete around it."""
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,8 +18,9 @@ class _GatedHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.arrived.set()
-        self.server.gate.wait(timeout=60)
+        if self.server.holds(body):
+            self.server.arrived.set()
+            self.server.gate.wait(timeout=60)
         upstream = httpx.post(
             self.server.target + self.path,
             content=body,
@@ -41,8 +43,10 @@ class GatedUpstream(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, standin: StandinServer) -> None:
+    def __init__(self, standin: StandinServer, holds: Callable[[bytes], bool] = bool) -> None:
         super().__init__(("127.0.0.1", 0), _GatedHandler)
+        # Which requests wait at the gate (by body); the others pass straight through.
+        self.holds = holds
         self.target = standin.base_url.removesuffix("/v1")
         self.arrived = threading.Event()
         self.gate = threading.Event()
