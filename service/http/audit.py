@@ -16,9 +16,8 @@ from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.limits import MAX_ID_CHARS, is_valid_id
-from service.errors import InvalidInput
 from service.http.deps import RESOURCES_KEY
+from service.input_rules import check_id
 from service.resources import Resources
 
 # Only ids go into the audit target; any other parameter is dropped, never logged.
@@ -46,11 +45,7 @@ async def valid_query_ids(
     A guard, so it runs after authentication and before the handler reads or writes anything."""
     for name in _ID_PARAMS:
         for value in connection.query_params.getall(name, []):
-            if not is_valid_id(value):
-                raise InvalidInput(
-                    f"{name} must be 1-{MAX_ID_CHARS} characters without control characters",
-                    field=name,
-                )
+            check_id(value, name)
 
 
 def audited(app: ASGIApp) -> ASGIApp:
