@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := deploy/dev/services.sh
 
-.PHONY: help venv test lint run services services-stop bench clean
+.PHONY: help venv test lint run services services-stop bench chaos clean
 
 help:
 	@echo "make run            API + janitor in the foreground (starts Redis and Neo4j if needed)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint           ruff and mypy --strict"
 	@echo "make services       start Redis and Neo4j in the background"
 	@echo "make services-stop  stop the Redis and Neo4j that 'make services' started"
+	@echo "make chaos SEED=123 MINUTES=10   a long fault-schedule run (tests/chaos)"
 
 venv: $(STAMP)
 
@@ -45,6 +46,14 @@ bench: venv
 	command -v wrk >/dev/null 2>&1 || (apt-get update && apt-get install -y wrk)
 	$(SERVICES) install
 	$(BIN)/python -m tests.bench.run
+
+# Fault-schedule ("chaos") run with its own Redis, Neo4j, API and janitors on free ports
+# (tests/chaos). `make test` runs it with a short schedule and a fixed seed.
+SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d " ")
+MINUTES ?= 10
+chaos: venv
+	$(SERVICES) install
+	CHAOS_SEED="$(SEED)" CHAOS_MINUTES="$(MINUTES)" $(BIN)/python -m pytest tests/chaos
 
 services-stop:
 	$(SERVICES) stop

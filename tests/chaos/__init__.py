@@ -1,0 +1,1 @@
+"""Jepsen-style fault-schedule test: load, seeded faults, heal, then check every invariant."""
