@@ -576,7 +576,8 @@ async def test_retry_after_from_the_llm_delays_the_next_attempt(
     stack_factory: StackFactory, standin_fresh: StandinServer, tenant: str, graph_probe: GraphProbe
 ) -> None:
     stack = await stack_factory()
-    standin_fresh.inject_failures(429, count=1, retry_after=30, paths="/v1/responses")
+    # Two: the close also queues the rolling summary, whose model call may come first.
+    standin_fresh.inject_failures(429, count=2, retry_after=30, paths="/v1/responses")
     await _converse(stack.client, tenant)
     await stack.close(tenant)
 

@@ -11,7 +11,8 @@ and tests/bench/loadgen.py (constant rate, and sequential).
 
 Phases (BENCH_PHASES, comma-separated; default all): http (/ingest, /brief), query
 (/memory/query at each fact count), janitor (flush at each stand-in latency), sweep (100k open
-sessions). Knobs, with the issue's numbers as defaults:
+sessions), scaling (episodes/min with 1, 2 and 4 janitor processes, tests/bench/janitor_scaling.py;
+`BENCH_PHASES=scaling make bench` runs only that). Knobs, with the issue's numbers as defaults:
 
   BENCH_SECONDS=20 BENCH_CONNECTIONS=32     closed-loop duration and connections
   BENCH_RATE_SECONDS=20                     constant-rate run at half the measured max rate
@@ -21,6 +22,8 @@ sessions). Knobs, with the issue's numbers as defaults:
   BENCH_JANITOR_MAX_SECONDS=420             cap per latency; the rate is measured on what landed
   BENCH_JANITOR_SERIAL_SESSIONS=100         then flushed by a janitor with JANITOR_MAX_JOBS=1
   BENCH_SWEEP_SESSIONS=100000
+  BENCH_SCALING_JANITORS=1,2,4 BENCH_SCALING_JOBS=1,8   processes, and JANITOR_MAX_JOBS in each
+  BENCH_SCALING_LATENCY_MS=300 BENCH_SCALING_WARMUP=10 BENCH_SCALING_SECONDS=30
   BENCH_EMBEDDING_DIM=1024                  the service's default EMBEDDING_DIM
   BENCH_REDIS_PORT=6394 BENCH_NEO4J_PORT=7694 BENCH_API_PORT=8794 BENCH_BASELINE_PORT=8795
   BENCH_RECORD=1                            append the table to RESULTS.md (0: print only)
@@ -76,7 +79,7 @@ REDIS_PORT = env_int("BENCH_REDIS_PORT", 6394)
 NEO4J_PORT = env_int("BENCH_NEO4J_PORT", 7694)
 API_PORT = env_int("BENCH_API_PORT", 8794)
 BASELINE_PORT = env_int("BENCH_BASELINE_PORT", 8795)
-PHASES = os.environ.get("BENCH_PHASES", "http,query,janitor,sweep").split(",")
+PHASES = os.environ.get("BENCH_PHASES", "http,query,janitor,sweep,scaling").split(",")
 RECORD = os.environ.get("BENCH_RECORD", "1") == "1"
 
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
@@ -952,6 +955,12 @@ def phase(table: Table, name: str, run: Callable[[], None]) -> None:
         table.add(f"{name} phase", f"not measured: {type(exc).__name__}: {exc}"[:300])
 
 
+def scaling_phase(table: Table) -> None:
+    from tests.bench.janitor_scaling import scaling_phase as run_scaling
+
+    run_scaling(table)
+
+
 def main() -> None:
     from service.logs import configure_logging
 
@@ -968,42 +977,47 @@ def main() -> None:
     services("start")
     try:
         asyncio.run(flush_redis())
-        api = Process("api", [PY, "-m", "service"], service_env(API_PORT))
-        baseline = Process(
-            "baseline", [PY, "-m", "tests.bench.baseline_app"], service_env(BASELINE_PORT)
-        )
-        with started(api), started(baseline):
-            api.wait_for_port(API_PORT)
-            baseline.wait_for_port(BASELINE_PORT)
-            time.sleep(2)
-            idle = (api.rss_mb(), baseline.rss_mb())
-            if "http" in PHASES:
-                phase(table, "http", lambda: http_phase(table, api, baseline))
-            if "query" in PHASES:
-                phase(table, "query", lambda: query_phase(table))
-            rss["api"] = (idle[0], api.rss_mb())
-            rss["baseline"] = (idle[1], baseline.rss_mb())
+        if "http" in PHASES or "query" in PHASES:
+            api = Process("api", [PY, "-m", "service"], service_env(API_PORT))
+            baseline = Process(
+                "baseline", [PY, "-m", "tests.bench.baseline_app"], service_env(BASELINE_PORT)
+            )
+            with started(api), started(baseline):
+                api.wait_for_port(API_PORT)
+                baseline.wait_for_port(BASELINE_PORT)
+                time.sleep(2)
+                idle = (api.rss_mb(), baseline.rss_mb())
+                if "http" in PHASES:
+                    phase(table, "http", lambda: http_phase(table, api, baseline))
+                if "query" in PHASES:
+                    phase(table, "query", lambda: query_phase(table))
+                rss["api"] = (idle[0], api.rss_mb())
+                rss["baseline"] = (idle[1], baseline.rss_mb())
         if "janitor" in PHASES:
             phase(table, "janitor", lambda: janitor_phase(table, rss))
         if "sweep" in PHASES:
             phase(table, "sweep", lambda: sweep_phase(table))
-        api_idle, api_end = rss["api"]
-        base_idle, base_end = rss["baseline"]
-        table.add(
-            "RSS of the API, idle / at the end of the load",
-            f"{api_idle:.0f} MB / {api_end:.0f} MB",
-            f"{base_idle:.0f} MB / {base_end:.0f} MB (baseline app)",
-            ratio(api_end, base_end),
-            "API <= 200 MB",
-            api_end <= 200,
-        )
+        if "scaling" in PHASES:
+            phase(table, "scaling", lambda: scaling_phase(table))
+        if "api" in rss:
+            api_idle, api_end = rss["api"]
+            base_idle, base_end = rss["baseline"]
+            table.add(
+                "RSS of the API, idle / at the end of the load",
+                f"{api_idle:.0f} MB / {api_end:.0f} MB",
+                f"{base_idle:.0f} MB / {base_end:.0f} MB (baseline app)",
+                ratio(api_end, base_end),
+                "API <= 200 MB",
+                api_end <= 200,
+            )
         if "janitor" in rss:
             j_idle, j_end = rss["janitor"]
+            app_idle = rss["baseline"][0] if "baseline" in rss else None
             table.add(
                 "RSS of the janitor, idle / at the end of the load",
                 f"{j_idle:.0f} MB / {j_end:.0f} MB",
-                f"{base_idle:.0f} MB (baseline app, idle)",
-                ratio(j_end, base_idle),
+                f"{app_idle:.0f} MB (baseline app, idle)" if app_idle else "",
+                ratio(j_end, app_idle),
                 "report",
             )
     finally:
