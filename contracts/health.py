@@ -12,6 +12,9 @@ class HealthResponse(Outbound):
     llm_provider: LlmProvider
     # True when memory extraction runs on the rule-based offline fallback (no real LLM).
     offline_fallback: bool
+    # What extracts facts from transcripts, and what embeds facts, entities and queries.
+    extractor: str = ""
+    embedder: str = ""
 
 
 class DependencyStatus(Outbound):
@@ -30,3 +33,5 @@ class ReadyResponse(Outbound):
     llm_provider: LlmProvider
     offline_fallback: bool
     warnings: list[str]
+    extractor: str = ""
+    embedder: str = ""

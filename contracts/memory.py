@@ -17,10 +17,25 @@ class MemoryQueryRequest(Inbound):
 
 
 class Fact(Outbound):
+    """One item of POST /memory/query's `facts`, which holds two kinds, told apart by `source`:
+
+    - "graphiti": a fact extracted into the user's graph ("User needs to book the dentist").
+    - "episode": a passage of the user's own conversation, for words no fact captured: the
+      matching turn and up to two turns on each side (at most 600 characters of turns, a longer
+      turn cut around the query's words), `role: text` lines, prefixed with the time of the
+      conversation it comes from in UTC, e.g.
+      "[2026-02-03T18:34:12Z] user: ...\nassistant: ...". Only the caller's own episodes,
+      and only those that happened by `referenceTime`.
+
+    Both kinds share one `limit` and one ranking: `relevance` is the reciprocal-rank fusion
+    of a keyword and a vector search over facts or over turns, on the same [0, 1] scale, and
+    the list is ordered by it. Clients should accept further `source` values in the future.
+    """
+
     text: str
     # In [0, 1], ordered with the ranking: 1.0 for the best match.
     relevance: float
-    source: Literal["graphiti"]
+    source: Literal["graphiti", "episode"]
 
 
 class MemoryEntity(Outbound):

@@ -34,8 +34,10 @@ async def query_memory(
         limit=request.limit,
         reference_time=request.reference_time or now,
     )
+    # Graph facts ("graphiti") and dated passages of the user's own turns ("episode"),
+    # already merged within `limit` and ordered by relevance (service/graph/passages.py).
     facts = [
-        Fact(text=f.text, relevance=round(f.relevance, 4), source="graphiti") for f in hits.facts
+        Fact(text=f.text, relevance=round(f.relevance, 4), source=f.source) for f in hits.facts
     ]
     entities = [MemoryEntity(summary=e.summary, type=e.type, uuid=e.uuid) for e in hits.entities]
     return MemoryQueryResponse(

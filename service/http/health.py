@@ -27,6 +27,8 @@ async def health(state: State) -> HealthResponse:
         status="ok",
         llm_provider=settings.llm_provider,
         offline_fallback=settings.offline_fallback,
+        extractor=settings.extractor,
+        embedder=settings.embedder,
     )
 
 
@@ -62,5 +64,7 @@ async def ready(state: State) -> Response[ReadyResponse]:
             *([_OFFLINE_WARNING] if settings.offline_fallback else []),
             *([_OPEN_MODE_WARNING] if resources.tenants.open_mode else []),
         ],
+        extractor=settings.extractor,
+        embedder=settings.embedder,
     )
     return Response(body, status_code=200 if is_ready else 503)

