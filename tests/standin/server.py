@@ -9,8 +9,13 @@ Endpoints: ``POST /v1/responses``, ``POST /v1/chat/completions`` (structured, ``
 plain text and the reranker's logprob form), ``POST /v1/embeddings``, ``GET /v1/models``.
 
 Control is in-process and thread-safe: ``set_latency``, ``inject_failures``, ``fail_forever``,
-``clear_failures``, and a request log (``calls``, ``records``, ``total_tokens``,
+``clear_failures``, ``set_flavour``, and a request log (``calls``, ``records``, ``total_tokens``,
 ``schema_calls``, ``reset_log``).
+
+``set_flavour("llama.cpp")`` answers chat completions the way llama.cpp's OpenAI-compatible
+server (llama-cpp-python 0.3.36) does where it differs from OpenAI: ``response_format``
+``json_schema`` is a request validation error answered with HTTP **500** (not 4xx), and
+``{"type": "json_object", "schema": {...}}`` is answered in that schema.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from litestar import Litestar, Request, Response, get, post
@@ -42,6 +47,7 @@ from service.offline_llm import (
 )
 
 DEFAULT_EMBEDDING_DIM = 1024
+Flavour = Literal["openai", "llama.cpp"]
 _SCHEMA_MARKER = "Respond with a JSON object in the following format:"
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -99,6 +105,7 @@ class StandinServer:
         self._startup_timeout = startup_timeout
         self._lock = threading.Lock()
         self._latency = 0.0
+        self._flavour: Flavour = "openai"
         self._rules: list[_FailureRule] = []
         self._records: list[RequestRecord] = []
         self._server: uvicorn.Server | None = None
@@ -203,14 +210,20 @@ class StandinServer:
         with self._lock:
             self._rules.clear()
 
+    def set_flavour(self, flavour: Flavour) -> None:
+        """Answer like OpenAI (the default) or like llama.cpp's server (module docstring)."""
+        with self._lock:
+            self._flavour = flavour
+
     def reset_log(self) -> None:
         with self._lock:
             self._records.clear()
 
     def reset(self) -> None:
-        """Back to a clean state: no latency, no failures, empty log."""
+        """Back to a clean state: OpenAI's flavour, no latency, no failures, empty log."""
         with self._lock:
             self._latency = 0.0
+            self._flavour = "openai"
             self._rules.clear()
             self._records.clear()
 
@@ -349,13 +362,39 @@ class StandinServer:
             model = str(body.get("model") or "standin")
             input_tokens = approx_tokens("".join(m["content"] for m in messages))
             logprobs: dict[str, Any] | None = None
+            response_format = body.get("response_format") or {}
+            with server._lock:
+                flavour = server._flavour
+            if flavour == "llama.cpp" and response_format.get("type") not in (
+                None,
+                "text",
+                "json_object",
+            ):
+                server._record(
+                    RequestRecord(
+                        "POST",
+                        request.url.path,
+                        500,
+                        "failure",
+                        None,
+                        model,
+                        0,
+                        0,
+                        _retry_count(request),
+                    )
+                )
+                return _llama_cpp_validation_error(response_format.get("type"))
             if body.get("logprobs"):
                 kind, name, output, logprobs = "rerank", None, *_rerank(messages)
             else:
-                response_format = body.get("response_format") or {}
                 spec = response_format.get("json_schema") or {}
                 fmt = {"type": response_format.get("type"), **spec} if response_format else {}
+                if flavour == "llama.cpp" and isinstance(response_format.get("schema"), dict):
+                    # llama.cpp constrains json_object output to response_format's schema.
+                    fmt = {"type": "json_schema", "schema": response_format["schema"]}
                 kind, name, output = _answer(messages, fmt, body_schema_key="schema")
+                if flavour == "llama.cpp" and fmt.get("type") == "json_schema":
+                    kind = "json_object"
             output_tokens = approx_tokens(output)
             server._record(
                 RequestRecord(
@@ -494,6 +533,30 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
         {"error": {"message": message, "type": error_type, "param": None, "code": code}},
         status_code=status,
         headers=dict(headers or {}),
+    )
+
+
+def _llama_cpp_validation_error(given: Any) -> Response[Any]:
+    """What llama-cpp-python's server answers for a response_format it does not know: its
+    request validation error (FastAPI's 422 detail), sent with status 500."""
+    detail = {
+        "type": "literal_error",
+        "loc": ("body", "response_format", "type"),
+        "msg": "Input should be 'text' or 'json_object'",
+        "input": given,
+        "ctx": {"expected": "'text' or 'json_object'"},
+    }
+    message = f"1 validation error:\n  {detail!r}\n\n    POST /v1/chat/completions"
+    return Response(
+        {
+            "error": {
+                "message": message,
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        status_code=500,
     )
 
 
