@@ -24,8 +24,8 @@ class Fact(Outbound):
       matching turn and up to two turns on each side (at most 600 characters of turns, a longer
       turn cut around the query's words), `role: text` lines, prefixed with the time of the
       conversation it comes from in UTC, e.g.
-      "[2026-02-03T18:34:12Z] user: ...\nassistant: ...". Only the caller's own episodes,
-      and only those that happened by `referenceTime`.
+      "[2026-02-03 18:34 UTC, Tuesday 3 February 2026] user: ...\nassistant: ...". Only the
+      caller's own episodes, and only those that happened by `referenceTime`.
 
     Both kinds share one `limit` and one ranking: `relevance` is the reciprocal-rank fusion
     of a keyword and a vector search over facts or over turns, on the same [0, 1] scale, and

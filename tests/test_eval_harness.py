@@ -149,7 +149,8 @@ async def test_the_harness_runs_end_to_end_on_the_small_sample(
     assert [rows[c]["questions"] for c in ("1", "2", "3", "4", "5")] == [2, 2, 2, 3, 2]
     for name in ("1 multi-hop", "2 temporal", "3 open-domain", "4 single-hop", "5 adversarial"):
         assert f"| {name} |" in report["table"]
-    assert "| overall | 11 |" in report["table"]
+    # Overall leaves out the adversarial category, as published LoCoMo harnesses do.
+    assert "| overall | 9 |" in report["table"]
 
     for q in questions:
         for side in ("synapse", "bm25"):

@@ -30,7 +30,6 @@ WEEK = [
     ("user", "wednesday we finally cleaned the attic"),
     ("assistant", "well done"),
 ]
-STARTED = "2026-02-04T18:00:00Z"
 
 
 @pytest.fixture
@@ -108,7 +107,7 @@ async def test_a_turn_no_fact_captured_is_found_as_a_dated_window_of_its_neighbo
     quote = quotes[0]
     assert quote.relevance == 1.0
     stamp, _, body = quote.text.partition("] ")
-    assert stamp == f"[{STARTED}"
+    assert stamp == "[2026-02-04 18:00 UTC, Wednesday 4 February 2026"
     # The hit and two turns on each side, in order: not the whole transcript.
     assert body.splitlines() == [f"{role}: {text}" for role, text in WEEK[2:7]]
     assert len(body) <= WINDOW_CHARS
@@ -224,7 +223,9 @@ def test_a_turn_longer_than_the_window_is_cut_around_the_query() -> None:
 
 
 def _passage(relevance: float, hit: str, episode: str = "e1", line: int = 0) -> Passage:
-    return Passage(episode, line, hit, f"[2026-02-04T18:00:00Z] {hit}", relevance)
+    return Passage(
+        episode, line, hit, f"[2026-02-04 18:00 UTC, Wednesday 4 February 2026] {hit}", relevance
+    )
 
 
 def test_merge_shares_the_limit_orders_by_relevance_and_drops_what_a_fact_says() -> None:
@@ -259,4 +260,7 @@ def test_merge_shares_the_limit_orders_by_relevance_and_drops_what_a_fact_says()
 def test_the_time_prefix_is_utc() -> None:
     from service.graph.passages import _stamp
 
-    assert _stamp(datetime(2026, 2, 4, 18, 0, tzinfo=UTC)) == "[2026-02-04T18:00:00Z] "
+    assert (
+        _stamp(datetime(2026, 2, 4, 18, 0, tzinfo=UTC))
+        == "[2026-02-04 18:00 UTC, Wednesday 4 February 2026] "
+    )

@@ -171,9 +171,13 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def _stamp(moment: datetime | None) -> str:
+    """When the conversation took place, for a program and for a reader (an LLM answering a
+    "when" question is asked in words: "on 8 May 2023"), e.g.
+    `[2026-02-04 18:00 UTC, Wednesday 4 February 2026] `."""
     if moment is None:
         return ""
-    return "[" + moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "] "
+    at = moment.astimezone(UTC)
+    return f"[{at:%Y-%m-%d %H:%M} UTC, {at:%A} {at.day} {at:%B %Y}] "
 
 
 def _excerpt(line: str, query_words: set[str], budget: int) -> str:

@@ -64,11 +64,17 @@ def summarise(results: list[QuestionResult]) -> dict[str, Any]:
     return row
 
 
+ADVERSARIAL = 5
+
+
 def by_category(results: list[QuestionResult]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for category in sorted({r.category for r in results}):
         rows[str(category)] = summarise([r for r in results if r.category == category])
-    rows["overall"] = summarise(results)
+    # As the published LoCoMo harnesses (mem0's among them) do, the overall figure leaves out
+    # category 5: its questions ask about things never said, so "recall" of the lure answer
+    # measures nothing a memory should do. Its own row stays.
+    rows["overall"] = summarise([r for r in results if r.category != ADVERSARIAL])
     return rows
 
 
