@@ -54,3 +54,19 @@ async def test_a_rate_limiting_or_failing_model_is_a_503_with_its_retry_after(
     assert response.status_code == 503
     assert response.json()["error"] == "model_unavailable"
     assert response.headers["Retry-After"] == ("7" if status == 429 else "5")
+
+
+async def test_an_embeddings_endpoint_answering_the_wrong_shape_is_a_503(
+    api_factory: ApiFactory, standin_fresh: StandinServer
+) -> None:
+    # The stand-in answers 256 numbers a vector; a deployment configured for 512 must not
+    # store or search with short vectors, nor answer a 500.
+    api = api_factory(
+        EMBEDDING_BASE_URL=standin_fresh.base_url, EMBEDDING_DIM="512", LLM_PROVIDER="offline"
+    )
+
+    response = await _query(api.base_url)
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "model_unavailable"
+    assert "EmbeddingShapeError" in response.json()["message"]

@@ -57,7 +57,7 @@ from pydantic import BaseModel, Field
 from service import offline_llm
 from service.errors import ModelUnavailable
 from service.graph import fencing, passages
-from service.graph.embedders import InputType, OpenAICompatibleEmbedder
+from service.graph.embedders import EmbeddingShapeError, InputType, OpenAICompatibleEmbedder
 from service.graph.fencing import (
     AlreadyProcessed,
     FencedNeo4jDriver,
@@ -269,23 +269,28 @@ class Clients:
     sdks: tuple[AsyncOpenAI, ...] = ()
 
 
+def _embedding_sdks(settings: Settings, *, api_key: str, base_url: str | None) -> list[AsyncOpenAI]:
+    """Two clients of one endpoint: for what is stored (the janitor's budget and retries) and
+    for the query path (QUERY_EMBEDDING_TIMEOUT_SECONDS, no retry)."""
+    return [
+        AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries)
+        for timeout, retries in (
+            (float(settings.llm_timeout_seconds), settings.llm_max_retries),
+            (settings.query_embedding_timeout_seconds, 0),
+        )
+    ]
+
+
 def _embedders(
     settings: Settings, llm_key: str
 ) -> tuple[EmbedderClient, EmbedderClient, list[AsyncOpenAI]]:
     """The embedder for what is stored and the query path's own, and their HTTP clients."""
     if settings.embedding_base_url is not None:
-        sdks = [
-            AsyncOpenAI(
-                api_key=settings.embedding_api_key or "not-needed",
-                base_url=settings.embedding_base_url,
-                timeout=timeout,
-                max_retries=retries,
-            )
-            for timeout, retries in (
-                (float(settings.llm_timeout_seconds), settings.llm_max_retries),
-                (settings.query_embedding_timeout_seconds, 0),
-            )
-        ]
+        sdks = _embedding_sdks(
+            settings,
+            api_key=settings.embedding_api_key or "not-needed",
+            base_url=settings.embedding_base_url,
+        )
         kinds: tuple[InputType | None, InputType | None] = (
             ("passage", "query") if settings.embedding_input_type else (None, None)
         )
@@ -299,18 +304,7 @@ def _embedders(
     if settings.llm_provider == "offline":
         hashing = HashingEmbedder(settings.embedding_dim)
         return hashing, hashing, []
-    sdks = [
-        AsyncOpenAI(
-            api_key=llm_key,
-            base_url=settings.openai_base_url,
-            timeout=timeout,
-            max_retries=retries,
-        )
-        for timeout, retries in (
-            (float(settings.llm_timeout_seconds), settings.llm_max_retries),
-            (settings.query_embedding_timeout_seconds, 0),
-        )
-    ]
+    sdks = _embedding_sdks(settings, api_key=llm_key, base_url=settings.openai_base_url)
     openai_stored, openai_query = (
         OpenAIEmbedder(
             OpenAIEmbedderConfig(
@@ -768,7 +762,7 @@ class GraphMemory:
                 "the model endpoint is rate limiting queries",
                 retry_after_seconds=max(1, int(wait)) if wait is not None else 5,
             ) from exc
-        except (APIConnectionError, APIStatusError, TimeoutError) as exc:
+        except (APIConnectionError, APIStatusError, TimeoutError, EmbeddingShapeError) as exc:
             logger.warning("query embedding failed: %s", type(exc).__name__)
             raise ModelUnavailable(
                 f"the model endpoint did not answer the query's embedding ({type(exc).__name__})",

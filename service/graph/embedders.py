@@ -18,6 +18,11 @@ from openai import AsyncOpenAI
 InputType = Literal["query", "passage"]
 
 
+class EmbeddingShapeError(ValueError):
+    """The endpoint answered something other than one vector of at least EMBEDDING_DIM numbers
+    per input (e.g. llama.cpp without pooling answers one vector per token)."""
+
+
 class OpenAICompatibleEmbedder(EmbedderClient):
     def __init__(
         self, client: AsyncOpenAI, *, model: str, dim: int, input_type: InputType | None
@@ -32,7 +37,15 @@ class OpenAICompatibleEmbedder(EmbedderClient):
         result = await self._client.embeddings.create(
             input=texts, model=self._model, encoding_format="float", extra_body=self._extra
         )
-        return [item.embedding[: self._dim] for item in result.data]
+        vectors = [item.embedding for item in result.data]
+        if len(vectors) != len(texts) or any(
+            len(vector) < self._dim or not isinstance(vector[0], float) for vector in vectors
+        ):
+            raise EmbeddingShapeError(
+                f"{self._model} did not answer one vector of at least {self._dim} numbers per "
+                "input; check EMBEDDING_DIM and the server's pooling"
+            )
+        return [vector[: self._dim] for vector in vectors]
 
     async def create(
         self, input_data: str | list[str] | Iterable[int] | Iterable[Iterable[int]]
