@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from service.episodes import episode_uuid, group_id
 from service.graph import GraphMemory
+from service.graph.fencing import FencedWrite, StaleWriter, check_fence
 from service.settings import Settings
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
@@ -212,3 +213,49 @@ async def test_an_episode_processed_without_entities_is_never_extracted_again(
     assert first.usage.calls > 0
     assert again.skipped
     assert calls_again == calls
+
+
+async def test_a_writer_stalled_inside_its_transaction_does_not_block_a_deletion_for_long(
+    api_factory: ApiFactory, backing_services: BackingServices, tenant: str, neo4j: AsyncDriver
+) -> None:
+    """A janitor paused inside a fenced transaction keeps its connection, and so the group's
+    lock. The server ends fenced transactions at their time limit, so the user's deletion
+    waits for that (and is tried again if it waited past its own), not for as long as the
+    pause lasts (the embedded server's limit is 5 minutes; a production one has none)."""
+    api = api_factory()
+    group = group_id(tenant, "user-1")
+    memory = await GraphMemory.create(
+        Settings(neo4j_uri=backing_services.neo4j_uri, embedding_dim=256)
+    )
+    resume = asyncio.Event()
+    stalled_writer = FencedWrite(
+        group_id=group,
+        episode_uuid="",
+        fence=int(time.time() * 1_000_000),
+        still_held=lambda: True,
+        max_age_ms=3_600_000,
+    )
+
+    async def stall(tx: Any) -> None:
+        await check_fence(tx, stalled_writer)  # the group's lock, held from here
+        await resume.wait()
+
+    try:
+        writing = asyncio.create_task(memory._write(stall))
+        await asyncio.sleep(2)
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=240) as http:
+            deleted = await http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})
+        resume.set()
+        # The stalled writer wakes to a transaction the server ended, and its retry is fenced.
+        with pytest.raises(StaleWriter):
+            await writing
+    finally:
+        resume.set()
+        await memory.close()
+
+    assert deleted.status_code == 200
+    records, _, _ = await neo4j.execute_query(
+        "MATCH (g:SynapseGroup {group_id: $g}) RETURN g.deleted_at IS NOT NULL AS deleted",
+        g=group,
+    )
+    assert [r["deleted"] for r in records] == [True]

@@ -48,14 +48,15 @@ from graphiti_core.search.search_config_recipes import (
     EDGE_HYBRID_SEARCH_RRF,
     NODE_HYBRID_SEARCH_RRF,
 )
-from neo4j import AsyncGraphDatabase, AsyncManagedTransaction
+from neo4j import AsyncGraphDatabase, AsyncManagedTransaction, unit_of_work
+from neo4j.exceptions import Neo4jError
 from openai import APIConnectionError, APIStatusError, AsyncOpenAI
 from openai import RateLimitError as ModelRateLimitError
 from openai.types import CompletionUsage
 from pydantic import BaseModel, Field
 
 from service import offline_llm
-from service.errors import ModelUnavailable
+from service.errors import DependencyUnavailable, ModelUnavailable
 from service.graph import fencing, passages
 from service.graph.embedders import EmbeddingShapeError, InputType, OpenAICompatibleEmbedder
 from service.graph.fencing import (
@@ -581,9 +582,25 @@ class GraphMemory:
     # --- writing ----------------------------------------------------------------------------
 
     async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]]) -> T:
-        async with self._driver.client.session(database=self._driver._database) as session:
-            result: T = await session.execute_write(work)
-            return result
+        """One fenced write transaction, with the fenced writes' server-side time limit.
+
+        A transaction that waited on the group's lock past that limit (a writer stalled inside
+        its own transaction held it) is ended by the server; by then the stalled one has been
+        ended too, so it is tried once more before the answer is "busy" (a 503)."""
+        limited = unit_of_work(timeout=fencing.WRITE_TIMEOUT_SECONDS)(work)
+        for attempt in (1, 2):
+            try:
+                async with self._driver.client.session(database=self._driver._database) as session:
+                    result: T = await session.execute_write(limited)
+                    return result
+            except Neo4jError as exc:
+                if exc.code not in fencing.TIMED_OUT_CODES:
+                    raise
+                if attempt == 2:
+                    raise DependencyUnavailable(
+                        "the graph database is busy with this user; retry shortly"
+                    ) from exc
+        raise AssertionError("unreachable")
 
     async def add_transcript_episode(
         self,

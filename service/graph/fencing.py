@@ -40,7 +40,7 @@ from graphiti_core.driver.driver import GraphProvider
 from graphiti_core.driver.neo4j_driver import Neo4jDriver
 from graphiti_core.models.nodes.node_db_queries import get_episode_node_save_query
 from graphiti_core.nodes import EpisodeType
-from neo4j import AsyncManagedTransaction
+from neo4j import AsyncManagedTransaction, unit_of_work
 
 from service.graph.passages import SCHEMA as PASSAGE_SCHEMA
 
@@ -70,6 +70,22 @@ class FencedWrite:
 
 
 _active: ContextVar[FencedWrite | None] = ContextVar("synapse_fenced_write", default=None)
+
+# Every fenced transaction holds its group's lock until it ends. A writer paused inside one (a
+# stalled VM keeps its connection open) would otherwise block the group's other writers and its
+# deletion for as long as the server lets a transaction live (unlimited by default). One
+# episode's write takes well under a second; past this the server ends the transaction (the
+# paused writer's commit then fails, and the waiting one proceeds or answers 503).
+WRITE_TIMEOUT_SECONDS = 30.0
+# What the server says to a transaction it ended at that limit, whether it was working or
+# waiting for a lock.
+TIMED_OUT_CODES = frozenset(
+    {
+        "Neo.ClientError.Transaction.TransactionTimedOut",
+        "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
+        "Neo.ClientError.Transaction.LockClientStopped",
+    }
+)
 
 SCHEMA = (
     "CREATE CONSTRAINT synapse_group_id IF NOT EXISTS "
@@ -203,7 +219,7 @@ def _fence_around(work: TxFunction, write: FencedWrite) -> TxFunction:
         await mark.consume()
         return result
 
-    return fenced_work
+    return unit_of_work(timeout=WRITE_TIMEOUT_SECONDS)(fenced_work)
 
 
 class _FencedSession:
