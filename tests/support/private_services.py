@@ -17,6 +17,7 @@ class PrivateServices:
         self.run_dir = Path(tempfile.mkdtemp(prefix="synapse-private-"))
         self.redis_port = free_port()
         self.neo4j_port = free_port()
+        self.embeddings_port = free_port()
 
     @property
     def redis_url(self) -> str:
@@ -26,17 +27,27 @@ class PrivateServices:
     def neo4j_uri(self) -> str:
         return f"bolt://127.0.0.1:{self.neo4j_port}"
 
-    def run(self, command: str) -> None:
-        env = {
+    script = SERVICES_SCRIPT
+
+    def env(self) -> dict[str, str]:
+        """services.sh's environment for these instances."""
+        return {
             **os.environ,
             "SYNAPSE_RUN_DIR": str(self.run_dir),
             "REDIS_PORT": str(self.redis_port),
             "NEO4J_BOLT_PORT": str(self.neo4j_port),
+            "EMBEDDINGS_PORT": str(self.embeddings_port),
             "NEO4J_PASSWORD": "",
             "NEO4J_HEAP": "512m",
         }
+
+    def run(self, command: str) -> None:
         subprocess.run(
-            [str(SERVICES_SCRIPT), command], env=env, check=True, capture_output=True, timeout=300
+            [str(SERVICES_SCRIPT), command],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
 
     def kill_redis(self) -> None:
