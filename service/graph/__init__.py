@@ -1,7 +1,7 @@
 """Everything Graphiti: the only package that imports graphiti_core.
 
 It builds the Graphiti client once per process for the configured LLM provider, and pins the
-library's known problems in one place (see ../shared/GRAPHITI_NOTES.md):
+library's known problems in one place:
 - all three clients (LLM, embedder, cross-encoder) are passed explicitly, or Graphiti builds
   OpenAI defaults that need an API key;
 - indices are built with delete_existing=False (True uses db.indexes(), gone in Neo4j 5);
