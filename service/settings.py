@@ -67,6 +67,9 @@ class Settings:
     # /memory/query is on the orchestrator's critical path: its one model call (the query's
     # embedding) gets this budget and no retry, then the answer is a 503 model_unavailable.
     query_embedding_timeout_seconds: float = 2.0
+    # /memory/query also searches the episodes' own words (service/graph/passages.py); off, it
+    # answers from graph facts only (passages are still written, so turning it on again works).
+    query_passages: bool = True
     # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
     janitor_lease_seconds: int = 60
     janitor_max_attempts: int = 12
@@ -153,9 +156,11 @@ class Settings:
                 raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
             return value
 
-        def flag(name: str) -> bool:
+        def flag(name: str, default: bool = False) -> bool:
             raw = env.get(name, "").strip().lower()
-            if raw in ("", "0", "false", "off", "no"):
+            if not raw:
+                return default
+            if raw in ("0", "false", "off", "no"):
                 return False
             if raw in ("1", "true", "on", "yes"):
                 return True
@@ -260,6 +265,7 @@ class Settings:
                 low=0.1,
                 high=60.0,
             ),
+            query_passages=flag("QUERY_PASSAGES", defaults.query_passages),
             janitor_lease_seconds=integer(
                 "JANITOR_LEASE_SECONDS", defaults.janitor_lease_seconds, low=1, high=3600
             ),

@@ -195,6 +195,23 @@ async def test_a_deleted_user_leaves_no_passages(
     assert await passages() == 0
 
 
+async def test_query_passages_off_answers_from_facts_only_and_still_writes_passages(
+    stack_factory: StackFactory, tenant: str, graph_probe: GraphProbe, neo4j: AsyncDriver
+) -> None:
+    stack = await stack_factory(QUERY_PASSAGES="off")
+    await _transcript(stack, graph_probe, tenant, WEEK)
+    records, _, _ = await neo4j.execute_query(
+        "MATCH (p:SynapsePassage {group_id: $g}) RETURN count(p) AS n",
+        g=group_id(tenant, "user-1"),
+    )
+
+    found = await _query(stack, tenant, "copper kettle")
+
+    assert [f for f in found if f.source == "episode"] == []
+    # Written all the same, so an API with the default finds them at once.
+    assert records[0]["n"] == len(WEEK)
+
+
 # --- the pure rules -------------------------------------------------------------------------
 
 

@@ -493,8 +493,10 @@ class GraphMemory:
         *,
         tombstone_ms: int,
         query_timeout_seconds: float,
+        query_passages: bool = True,
     ) -> None:
         self._graphiti = graphiti
+        self._query_passages = query_passages
         self._tombstone_ms = tombstone_ms
         self._query_timeout_seconds = query_timeout_seconds
         self._driver = driver
@@ -543,6 +545,7 @@ class GraphMemory:
             vectors,
             tombstone_ms=settings.deletion_tombstone_seconds * 1000,
             query_timeout_seconds=settings.query_embedding_timeout_seconds,
+            query_passages=settings.query_passages,
         )
 
     async def prepare(self) -> None:
@@ -721,19 +724,26 @@ class GraphMemory:
         )
         vector = await self._embed_query(query)
         words = keywords(query)
-        # The episodes' own words (service/graph/passages.py) are searched alongside.
-        results, quotes = await asyncio.gather(
-            self._graphiti.search_(words, config=config, group_ids=[group_id], query_vector=vector),
-            passages.search(
-                self._driver,
-                self._vectors,
-                group_id=group_id,
-                query=words,
-                vector=vector,
-                limit=limit,
-                reference_time=reference_time,
-            ),
+        facts_search = self._graphiti.search_(
+            words, config=config, group_ids=[group_id], query_vector=vector
         )
+        quotes: list[passages.Passage] = []
+        if self._query_passages:
+            # The episodes' own words (service/graph/passages.py) are searched alongside.
+            results, quotes = await asyncio.gather(
+                facts_search,
+                passages.search(
+                    self._driver,
+                    self._vectors,
+                    group_id=group_id,
+                    query=words,
+                    vector=vector,
+                    limit=limit,
+                    reference_time=reference_time,
+                ),
+            )
+        else:
+            results = await facts_search
         ranked = [
             passages.RankedFact(
                 text=edge.fact,
