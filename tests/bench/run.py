@@ -26,6 +26,7 @@ sessions), scaling (episodes/min with 1, 2 and 4 janitor processes, tests/bench/
   BENCH_SCALING_LATENCY_MS=300 BENCH_SCALING_WARMUP=10 BENCH_SCALING_SECONDS=30
   BENCH_EMBEDDING_DIM=1024                  the service's default EMBEDDING_DIM
   BENCH_REDIS_PORT=6394 BENCH_NEO4J_PORT=7694 BENCH_API_PORT=8794 BENCH_BASELINE_PORT=8795
+  BENCH_FACTS_ONLY_PORT=8796                a second API with QUERY_PASSAGES=off
   BENCH_RECORD=1                            append the table to RESULTS.md (0: print only)
 """
 
@@ -79,6 +80,7 @@ REDIS_PORT = env_int("BENCH_REDIS_PORT", 6394)
 NEO4J_PORT = env_int("BENCH_NEO4J_PORT", 7694)
 API_PORT = env_int("BENCH_API_PORT", 8794)
 BASELINE_PORT = env_int("BENCH_BASELINE_PORT", 8795)
+FACTS_ONLY_PORT = env_int("BENCH_FACTS_ONLY_PORT", 8796)
 PHASES = os.environ.get("BENCH_PHASES", "http,query,janitor,sweep,scaling").split(",")
 RECORD = os.environ.get("BENCH_RECORD", "1") == "1"
 
@@ -401,14 +403,23 @@ def http_phase(table: Table, api: Process, baseline: Process) -> None:
             table.notes.append(f"{path}: {errors} non-2xx answers in the closed-loop runs")
 
 
+@dataclass
+class QueryTimes:
+    service: list[float]  # the API as deployed (facts and passages)
+    facts_only: list[float]  # the same API build with QUERY_PASSAGES=off
+    inprocess: list[float]  # Graphiti's search_ in this process
+
+
 async def paired_search(
     group: str, tenant: str, user: str, queries: list[str], count: int
-) -> tuple[list[float], list[float]]:
-    """Each query twice, back to back: through the API (POST /memory/query on a keep-alive
-    loopback connection) and as Graphiti's search_ called in this process with
-    GraphMemory.search's config (and, like the API, through the vector-search interface that
-    GraphMemory installs on its driver). Interleaving the pairs means the machine's noise (other
-    work on a shared 2-core box) hits both sides alike, which two separate runs cannot promise."""
+) -> QueryTimes:
+    """Each query three times, back to back: through the API (POST /memory/query on a keep-alive
+    loopback connection), through a second API that answers from graph facts only
+    (QUERY_PASSAGES=off: what the passage search costs), and as Graphiti's search_ called in this
+    process with GraphMemory.search's config (and, like the API, through the vector-search
+    interface that GraphMemory installs on its driver). Interleaving means the machine's noise
+    (other work on a shared 2-core box) hits every side alike, which separate runs cannot
+    promise."""
     from graphiti_core.search.search_config import SearchConfig
     from graphiti_core.search.search_config_recipes import (
         EDGE_HYBRID_SEARCH_RRF,
@@ -424,8 +435,6 @@ async def paired_search(
     graphiti = memory._graphiti
     limit = 10
     body = query_bodies(tenant, user, queries, limit)
-    api = Connection("127.0.0.1", API_PORT)
-    last_used = [0.0]
 
     def config() -> SearchConfig:
         edge_config = EDGE_HYBRID_SEARCH_RRF.edge_config
@@ -441,43 +450,47 @@ async def paired_search(
         await graphiti.search_(queries[n % len(queries)], config=config(), group_ids=[group])
         return (time.perf_counter() - start) * 1000
 
-    async def http(n: int) -> float:
-        nonlocal api
-        if time.monotonic() - last_used[0] > 2:
-            # uvicorn closes a keep-alive connection idle for 5 s (a slow in-process search in
-            # between is enough): reconnect outside the timed span instead of failing.
-            api.close()
-            api = Connection("127.0.0.1", API_PORT)
-            await api.open()
-        start = time.perf_counter()
-        status = await api.post("/memory/query", body(n))
-        last_used[0] = time.monotonic()
-        if status != 200:
-            raise RuntimeError(f"/memory/query answered {status}")
-        return (time.perf_counter() - start) * 1000
+    class Api:
+        def __init__(self, port: int) -> None:
+            self.port = port
+            self.connection = Connection("127.0.0.1", port)
+            self.last_used = 0.0
 
-    service: list[float] = []
-    baseline: list[float] = []
+        async def __call__(self, n: int) -> float:
+            if time.monotonic() - self.last_used > 2:
+                # uvicorn closes a keep-alive connection idle for 5 s (a slow search in
+                # between is enough): reconnect outside the timed span instead of failing.
+                self.connection.close()
+                self.connection = Connection("127.0.0.1", self.port)
+                await self.connection.open()
+            start = time.perf_counter()
+            status = await self.connection.post("/memory/query", body(n))
+            self.last_used = time.monotonic()
+            if status != 200:
+                raise RuntimeError(f"/memory/query on port {self.port} answered {status}")
+            return (time.perf_counter() - start) * 1000
+
+    api, facts_only = Api(API_PORT), Api(FACTS_ONLY_PORT)
+    times = QueryTimes([], [], [])
+    sides = [(api, times.service), (facts_only, times.facts_only), (inprocess, times.inprocess)]
     try:
-        for n in range(len(queries)):  # warm both sides (caches, connection pools, plans)
-            await inprocess(n)
-            await http(n)
-        deadline = time.monotonic() + 180
+        for n in range(len(queries)):  # warm every side (caches, connection pools, plans)
+            for side, _ in sides:
+                await side(n)
+        deadline = time.monotonic() + 240
         for n in range(count):
-            # Alternate which side goes first, so neither always sees the warmer cache.
-            if n % 2:
-                baseline.append(await inprocess(n))
-                service.append(await http(n))
-            else:
-                service.append(await http(n))
-                baseline.append(await inprocess(n))
+            # Rotate which side goes first, so none always sees the warmest cache.
+            for k in range(len(sides)):
+                side, into = sides[(n + k) % len(sides)]
+                into.append(await side(n))
             if time.monotonic() > deadline:
                 break
     finally:
-        api.close()
+        api.connection.close()
+        facts_only.connection.close()
         await memory.close()
     log(f"in-process similarity searches answered by: {memory.vector_search_stats}")
-    return service, baseline
+    return times
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -512,6 +525,7 @@ async def indexes_online() -> float | None:
 
 
 def query_phase(table: Table) -> None:
+    """Needs the facts-only API running (see main)."""
     from graphiti_core.driver.neo4j_driver import Neo4jDriver
 
     from service.episodes import group_id
@@ -540,8 +554,24 @@ def query_phase(table: Table) -> None:
         waited = asyncio.run(indexes_online())
         if waited is not None:
             log(f"{facts} facts: indexes online after {waited:.0f}s")
-        service, inproc = asyncio.run(paired_search(group, tenant, user, QUERIES, QUERY_COUNT))
+        times = asyncio.run(paired_search(group, tenant, user, QUERIES, QUERY_COUNT))
+        service, inproc = times.service, times.inprocess
         svc95, base95 = pct(service, 95), pct(inproc, 95)
+        facts95 = pct(times.facts_only, 95)
+        passages_cost = (
+            statistics.median(a - b for a, b in zip(service, times.facts_only, strict=True))
+            if service
+            else None
+        )
+        table.add(
+            f"/memory/query p95 at {facts:,} facts with passage search ({facts:,} turns) vs "
+            "the same API with QUERY_PASSAGES=off, interleaved",
+            f"{ms(svc95)} (p50 {ms(pct(service, 50))}; paired median +{ms(passages_cost)})",
+            f"{ms(facts95)} (p50 {ms(pct(times.facts_only, 50))})",
+            ratio(svc95, facts95),
+            "<= 1.2x",
+            svc95 is not None and facts95 is not None and svc95 <= 1.2 * facts95,
+        )
         paired = statistics.median(a - b for a, b in zip(service, inproc, strict=True))
         log(f"{facts} facts: p95 http {svc95} in-process {base95}, paired median {paired}")
         target = {10_000: 50.0, 100_000: 200.0}.get(facts)
@@ -990,7 +1020,14 @@ def main() -> None:
                 if "http" in PHASES:
                     phase(table, "http", lambda: http_phase(table, api, baseline))
                 if "query" in PHASES:
-                    phase(table, "query", lambda: query_phase(table))
+                    facts_only = Process(
+                        "api-facts-only",
+                        [PY, "-m", "service"],
+                        service_env(FACTS_ONLY_PORT, QUERY_PASSAGES="off"),
+                    )
+                    with started(facts_only):
+                        facts_only.wait_for_port(FACTS_ONLY_PORT)
+                        phase(table, "query", lambda: query_phase(table))
                 rss["api"] = (idle[0], api.rss_mb())
                 rss["baseline"] = (idle[1], baseline.rss_mb())
         if "janitor" in PHASES:

@@ -1,6 +1,9 @@
 """Seed one user's Graphiti group with N facts through Graphiti's own bulk save
 (`add_nodes_and_edges_bulk`: EntityNode and EntityEdge with embeddings), using the offline
-hashing embedder (service.graph.HashingEmbedder) instead of LLM extraction.
+hashing embedder (service.graph.HashingEmbedder) instead of LLM extraction; and with the
+episodes those facts would come from: one Episodic node per TURNS_PER_EPISODE facts, its content
+one turn per fact, and a SynapsePassage per turn (service/graph/passages.py), so that
+/memory/query's passage search has as many turns to search as there are facts.
 
 Facts are synthetic but lexical, so both legs of the hybrid search have work to do: a person
 does something with an object at some time ("Priya booked the dentist appointment on Friday"),
@@ -52,6 +55,7 @@ QUERIES = [
 ]
 
 BATCH = 2_000
+TURNS_PER_EPISODE = 10
 
 
 def fact_text(rng: random.Random, index: int) -> tuple[str, str, str]:
@@ -62,10 +66,58 @@ def fact_text(rng: random.Random, index: int) -> tuple[str, str, str]:
     return person, thing, f"{person} {verb} {thing} {when} (note {index})"
 
 
+def turn_text(rng: random.Random) -> str:
+    person = rng.choice(PEOPLE)
+    return f"user: {person} {rng.choice(VERBS)} {rng.choice(THINGS)} {rng.choice(WHEN)}, honestly"
+
+
+_EPISODES = (
+    "UNWIND $episodes AS ep "
+    "CREATE (:Episodic {uuid: ep.uuid, group_id: $group, name: ep.uuid, content: ep.content, "
+    "source: 'message', source_description: 'bench', entity_edges: [], "
+    "created_at: datetime(ep.valid_at), valid_at: datetime(ep.valid_at)})"
+)
+_PASSAGES = (
+    "UNWIND $passages AS p "
+    "CREATE (:SynapsePassage {group_id: $group, episode_uuid: p.episode_uuid, line: p.line, "
+    "valid_at: datetime(p.valid_at), embedding: p.embedding})"
+)
+
+
+async def seed_passages(driver: Neo4jDriver, group: str, turns: int, dim: int) -> None:
+    """`turns` turns in episodes of TURNS_PER_EPISODE, each turn a SynapsePassage."""
+    embedder = HashingEmbedder(dim)
+    rng = random.Random(-turns)
+    now = datetime.now(UTC)
+    for start in range(0, turns, BATCH):
+        episodes: list[dict[str, str]] = []
+        passages: list[dict[str, object]] = []
+        for first in range(start, min(turns, start + BATCH), TURNS_PER_EPISODE):
+            lines = [turn_text(rng) for _ in range(min(TURNS_PER_EPISODE, turns - first))]
+            uuid = f"bench-episode-{group}-{first}"
+            valid_at = (now - timedelta(days=1 + first % 300)).isoformat()
+            episodes.append({"uuid": uuid, "content": "\n".join(lines), "valid_at": valid_at})
+            vectors = await embedder.create_batch(lines)
+            passages += [
+                {"episode_uuid": uuid, "line": n, "valid_at": valid_at, "embedding": vector}
+                for n, vector in enumerate(vectors)
+            ]
+        await driver.execute_query(_EPISODES, params={"group": group, "episodes": episodes})
+        await driver.execute_query(_PASSAGES, params={"group": group, "passages": passages})
+
+
 async def count_facts(driver: Neo4jDriver, group: str) -> int:
     result = await driver.execute_query(
         "MATCH (:Entity)-[e:RELATES_TO {group_id: $group}]->(:Entity) RETURN count(e) AS n",
         params={"group": group},
+    )
+    n: int = result.records[0]["n"]
+    return n
+
+
+async def count_passages(driver: Neo4jDriver, group: str) -> int:
+    result = await driver.execute_query(
+        "MATCH (p:SynapsePassage {group_id: $group}) RETURN count(p) AS n", params={"group": group}
     )
     n: int = result.records[0]["n"]
     return n
@@ -84,7 +136,7 @@ async def drop_group(driver: Neo4jDriver, group: str) -> None:
 async def seed_facts(driver: Neo4jDriver, group: str, facts: int, dim: int) -> bool:
     """Make the group hold exactly `facts` facts; False when it already did (kept from an
     earlier run on the same bench database)."""
-    if await count_facts(driver, group) == facts:
+    if await count_facts(driver, group) == facts and await count_passages(driver, group) == facts:
         return False
     await drop_group(driver, group)
     embedder = HashingEmbedder(dim)
@@ -133,4 +185,5 @@ async def seed_facts(driver: Neo4jDriver, group: str, facts: int, dim: int) -> b
         for node, vector in zip(batch_nodes, names, strict=True):
             node.name_embedding = vector
         await add_nodes_and_edges_bulk(driver, [], [], batch_nodes, edges, embedder)
+    await seed_passages(driver, group, facts, dim)
     return True
