@@ -109,11 +109,14 @@ class VectorIndex:
             "RETURN mine, total"
         )
 
-    def create_query(self, dimensions: int) -> str:
+    def create_query(self, dimensions: int, *, filtered: bool) -> str:
         # Index options cannot be parameters; `dimensions` is an int from the settings.
+        # Filtered: group_id is declared as the index's filter property (Cypher 25), so a
+        # search is answered inside one group's neighbours.
+        prefix, filter_clause = ("CYPHER 25 ", " WITH [x.group_id]") if filtered else ("", "")
         return (
-            f"CREATE VECTOR INDEX {self.name} IF NOT EXISTS FOR {self.pattern} "
-            f"ON (x.{self.key}) OPTIONS {{indexConfig: {{"
+            f"{prefix}CREATE VECTOR INDEX {self.name} IF NOT EXISTS FOR {self.pattern} "
+            f"ON (x.{self.key}){filter_clause} OPTIONS {{indexConfig: {{"
             f"`vector.dimensions`: {int(dimensions)}, "
             "`vector.similarity_function`: 'cosine', "
             # Unquantised, the index's scores are the exact cosines the scan computes, which
@@ -136,7 +139,8 @@ PASSAGE_INDEX = VectorIndex(
 class VectorSearchStats:
     """How similarity searches were answered in this process."""
 
-    index: int = 0  # by the vector index
+    filtered: int = 0  # by the vector index searched inside the group (Neo4j 2026.01+)
+    index: int = 0  # by the vector index of every group, answer proven complete
     exact: int = 0  # by the exact scan: no usable index, or its answer not provably complete
     library: int = 0  # outside the fast path (filters, several groups): graphiti_core as is
 
@@ -144,6 +148,7 @@ class VectorSearchStats:
 @dataclass(slots=True)
 class _IndexState:
     usable_name: str | None = None
+    filtered: bool = False  # the usable index declares group_id as its filter property
     checked_at: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -215,6 +220,35 @@ _PASSAGE_ANN = (
     "RETURN returned, lowest, in_group, elementId(p) AS uuid, p.episode_uuid AS episode_uuid, "
     "p.line AS line, score"
 )
+# Neo4j 2026.01+ (Cypher 25): the index is searched inside the group (group_id is its filter
+# property), so it returns the group's own nearest neighbours with no over-fetch, no share
+# bookkeeping and no exact-scan fallback. SEARCH binds one variable; the endpoints are read
+# after it. {index} is the index's name as SHOW INDEXES reports it, quoted.
+_EDGE_FILTERED = (
+    "CYPHER 25 MATCH ()-[e:RELATES_TO]->() "
+    "SEARCH e IN (VECTOR INDEX {index} FOR $search_vector WHERE e.group_id = $group_id "
+    "LIMIT $limit) SCORE AS score "
+    "WITH e, score, startNode(e) AS n, endNode(e) AS m "
+    "WHERE n:Entity AND m:Entity AND score > $min_score "
+    "WITH e, n, m, score ORDER BY score DESC "
+    "RETURN " + _EDGE_COLUMNS
+)
+_NODE_FILTERED = (
+    "CYPHER 25 MATCH (n:Entity) "
+    "SEARCH n IN (VECTOR INDEX {index} FOR $search_vector WHERE n.group_id = $group_id "
+    "LIMIT $limit) SCORE AS score "
+    "WITH n, score WHERE score > $min_score "
+    "WITH n, score ORDER BY score DESC "
+    "RETURN " + _NODE_COLUMNS
+)
+_PASSAGE_FILTERED = (
+    "CYPHER 25 MATCH (p:SynapsePassage) "
+    "SEARCH p IN (VECTOR INDEX {index} FOR $search_vector WHERE p.group_id = $group_id "
+    "LIMIT $limit) SCORE AS score "
+    "WITH p, score WHERE score > $min_score "
+    "RETURN elementId(p) AS uuid, p.episode_uuid AS episode_uuid, p.line AS line, score "
+    "ORDER BY score DESC"
+)
 _PASSAGE_EXACT = (
     "MATCH (p:SynapsePassage) WHERE p.group_id IN $group_ids "
     "AND size(p.embedding) = size($search_vector) "
@@ -259,6 +293,18 @@ _NODE_FULLTEXT = (
 )
 
 
+def supports_filtered_vector_search(version: str) -> bool:
+    """Neo4j's SEARCH clause with in-index filters came with 2026.01 (calendar versions;
+    5.x and 2025.x lack it). Unknown or unparsable versions are treated as lacking it."""
+    head = version.split(".", 1)[0]
+    return head.isdigit() and int(head) >= 2026
+
+
+def _quoted(name: str) -> str:
+    """An index name as a Cypher identifier (index names cannot be parameters)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def _single_group(group_ids: list[str] | None) -> str | None:
     return group_ids[0] if group_ids is not None and len(group_ids) == 1 else None
 
@@ -283,6 +329,7 @@ class VectorSearch(SearchInterface):
     _shares: OrderedDict[tuple[str, str], _Share] = PrivateAttr()
     _logged: set[str] = PrivateAttr()
     _stats: VectorSearchStats = PrivateAttr()
+    _filtering: bool = PrivateAttr()
 
     def __init__(
         self,
@@ -301,6 +348,7 @@ class VectorSearch(SearchInterface):
         self._shares = OrderedDict()
         self._logged = set()
         self._stats = VectorSearchStats()
+        self._filtering = False
 
     @classmethod
     def install(cls, driver: GraphDriver, *, dimensions: int, **options: int) -> "VectorSearch":
@@ -318,15 +366,35 @@ class VectorSearch(SearchInterface):
     def stats(self) -> VectorSearchStats:
         return self._stats
 
+    @property
+    def filtering(self) -> bool:
+        """The server can search a vector index inside one group (Neo4j 2026.01+)."""
+        return self._filtering
+
+    def mode(self) -> str:
+        """How similarity search is answered now, for /health: `filtered` (every index
+        searched inside the group), `index` (indexes of every group, proven complete or else
+        the exact scan), or `exact` (some index missing or not online: its searches scan)."""
+        states = list(self._states.values())
+        if any(state.usable_name is None for state in states):
+            return "exact"
+        return "filtered" if all(state.filtered for state in states) else "index"
+
     # --- the indexes -----------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
-        """Create the vector indexes if missing and read their state. An index that already
-        exists on the same property is kept, whatever its name or configuration; one that
-        cannot be used only means the exact scan."""
+        """Create the vector indexes if missing and read their state. On a server that can
+        filter a vector search by group (Neo4j 2026.01+) they are created with group_id as
+        their filter property. An index that already exists on the same property is kept,
+        whatever its name or configuration: one without the filter property (created before
+        an upgrade from 5.x) is still used the 5.x way until an operator drops it (see
+        deploy/README.md); one that cannot be used only means the exact scan."""
+        self._filtering = await self._server_filters()
         for index in (FACT_INDEX, NAME_INDEX, PASSAGE_INDEX):
             try:
-                await self._library.execute_query(index.create_query(self._dimensions))
+                await self._library.execute_query(
+                    index.create_query(self._dimensions, filtered=self._filtering)
+                )
             except ClientError as exc:
                 self._note(index, f"creating {index.name} failed: {exc.code}")
                 continue
@@ -337,13 +405,31 @@ class VectorSearch(SearchInterface):
                 await asyncio.sleep(0.1)
             await self._refresh(index)
 
+    async def _server_filters(self) -> bool:
+        result = await self._library.execute_query(
+            "CALL dbms.components() YIELD name, versions "
+            "WHERE name = 'Neo4j Kernel' RETURN versions[0] AS version",
+            routing_="r",
+        )
+        version = str(result.records[0]["version"]) if result.records else ""
+        filtering = supports_filtered_vector_search(version)
+        logger.info(
+            "Neo4j %s: similarity search %s",
+            version or "of unknown version",
+            "inside the group (filtered vector indexes)"
+            if filtering
+            else "by vector indexes of every group, or the exact scan",
+        )
+        return filtering
+
     async def _read_state(self, index: VectorIndex) -> tuple[str | None, str]:
-        """(name of the usable index, None if there is none; why not, or its state)."""
+        """(name of the usable index, None if there is none; why not, or its state). Whether
+        it is filtered by group is recorded in the index's state."""
         result = await self._library.execute_query(
             "SHOW INDEXES YIELD name, type, entityType, labelsOrTypes, properties, state, "
             "options WHERE type = 'VECTOR' AND entityType = $entity_type "
-            "AND labelsOrTypes = [$label] AND properties = [$key] "
-            "RETURN name, state, options",
+            "AND labelsOrTypes = [$label] AND properties[0] = $key "
+            "RETURN name, state, options, properties[1..] AS filters",
             entity_type=index.entity_type,
             label=index.label_or_type,
             key=index.key,
@@ -363,6 +449,10 @@ class VectorSearch(SearchInterface):
                 return None, f"{name} uses {function} similarity, not cosine"
             if record["state"] != "ONLINE":
                 return None, str(record["state"])
+            filtered = self._filtering and "group_id" in (record["filters"] or [])
+            self._states[index.name].filtered = filtered
+            if self._filtering and not filtered:
+                self._note_upgrade(index, name)
             return name, "ONLINE"
         return None, "none exists"
 
@@ -397,6 +487,17 @@ class VectorSearch(SearchInterface):
     @staticmethod
     def _recheck_due(state: _IndexState) -> bool:
         return state.checked_at is None or time.monotonic() - state.checked_at >= RECHECK_SECONDS
+
+    def _note_upgrade(self, index: VectorIndex, name: str) -> None:
+        message = (
+            f"vector index {name} on {index.label_or_type}.{index.key} predates filtered "
+            "vector search (it has no group_id filter property): searches use it the Neo4j 5 "
+            f"way. Drop it (DROP INDEX `{name}`) and restart the API to rebuild it filtered; "
+            "searches scan exactly while it populates (deploy/README.md)"
+        )
+        if message not in self._logged:
+            self._logged.add(message)
+            logger.warning(message)
 
     def _note(self, index: VectorIndex, problem: str) -> None:
         """Say once per process and problem why an index is not used."""
@@ -440,7 +541,7 @@ class VectorSearch(SearchInterface):
                 min_score,
             )
         rows = await self._index_answer(
-            FACT_INDEX, _EDGE_ANN, search_vector, group, limit, min_score
+            FACT_INDEX, _EDGE_ANN, search_vector, group, limit, min_score, _EDGE_FILTERED
         )
         if rows is None:
             rows = await self._exact(_EDGE_EXACT, search_vector, group, limit, min_score)
@@ -462,7 +563,7 @@ class VectorSearch(SearchInterface):
                 self._library, search_vector, search_filter, group_ids, limit, min_score
             )
         rows = await self._index_answer(
-            NAME_INDEX, _NODE_ANN, search_vector, group, limit, min_score
+            NAME_INDEX, _NODE_ANN, search_vector, group, limit, min_score, _NODE_FILTERED
         )
         if rows is None:
             rows = await self._exact(_NODE_EXACT, search_vector, group, limit, min_score)
@@ -475,7 +576,7 @@ class VectorSearch(SearchInterface):
         of episode_uuid, line, score): from the vector index where its answer is provably the
         exact scan's, else the exact scan, as for facts."""
         rows = await self._index_answer(
-            PASSAGE_INDEX, _PASSAGE_ANN, vector, group, limit, min_score
+            PASSAGE_INDEX, _PASSAGE_ANN, vector, group, limit, min_score, _PASSAGE_FILTERED
         )
         if rows is None:
             rows = await self._exact(_PASSAGE_EXACT, vector, group, limit, min_score)
@@ -504,9 +605,14 @@ class VectorSearch(SearchInterface):
         group: str,
         limit: int,
         min_score: float,
+        filtered_query: str,
     ) -> list[Any] | None:
         """The group's top `limit` above `min_score` from the vector index, or None when the
         index cannot be used or its answer is not provably the exact scan's.
+
+        A filtered index (Neo4j 2026.01+) is searched inside the group: its answer is the
+        group's nearest neighbours, up to the HNSW approximation (make bench measures how
+        often its top 10 equals the exact scan's).
 
         The index ranks the neighbours of every group together (Neo4j 5 cannot filter it by
         group), so it is asked for more neighbours than `limit` and the group's are kept. Its
@@ -531,6 +637,10 @@ class VectorSearch(SearchInterface):
         name = await self._usable_index(index, vector)
         if name is None:
             return None
+        if self._states[index.name].filtered:
+            return await self._filtered(
+                index, name, filtered_query, vector, group, limit, min_score
+            )
         key = (index.name, group)
         candidates = await self._first_ask(index, key, limit)
         for attempt in (1, 2):
@@ -549,6 +659,41 @@ class VectorSearch(SearchInterface):
             bigger = self._sized(limit, share) if attempt == 1 else None
             candidates = bigger if bigger is not None and bigger > candidates else None
         return None
+
+    async def _filtered(
+        self,
+        index: VectorIndex,
+        name: str,
+        query: str,
+        vector: list[float],
+        group: str,
+        limit: int,
+        min_score: float,
+    ) -> list[Any] | None:
+        try:
+            result = await self._library.execute_query(
+                query.replace("{index}", _quoted(name)),
+                search_vector=vector,
+                group_id=group,
+                min_score=min_score,
+                limit=limit,
+                routing_="r",
+            )
+        except ClientError as exc:
+            self._forget(index, f"querying {name} failed: {exc.code}")
+            return None
+        self._stats.filtered += 1
+        rows: list[Any] = result.records
+        return rows
+
+    def _forget(self, index: VectorIndex, problem: str) -> None:
+        """Dropped, replaced or reconfigured since it was checked: scan, and look at it again
+        after RECHECK_SECONDS."""
+        state = self._states[index.name]
+        state.usable_name = None
+        state.filtered = False
+        state.checked_at = time.monotonic()
+        self._note(index, problem)
 
     async def _first_ask(self, index: VectorIndex, key: tuple[str, str], limit: int) -> int | None:
         """Neighbours to ask for first, or None to scan at once. Sized from the group's share
@@ -603,12 +748,7 @@ class VectorSearch(SearchInterface):
                 routing_="r",
             )
         except ClientError as exc:
-            # Dropped, replaced or reconfigured since it was checked: scan, and look at it
-            # again after RECHECK_SECONDS.
-            state = self._states[index.name]
-            state.usable_name = None
-            state.checked_at = time.monotonic()
-            self._note(index, f"querying {name} failed: {exc.code}")
+            self._forget(index, f"querying {name} failed: {exc.code}")
             return None
         first = result.records[0]
         return _IndexAnswer(
