@@ -41,7 +41,7 @@ from graphiti_core.llm_client.errors import RateLimitError
 from graphiti_core.llm_client.openai_client import OpenAIClient
 from graphiti_core.llm_client.openai_generic_client import OpenAIGenericClient
 from graphiti_core.llm_client.token_tracker import TokenUsageTracker
-from graphiti_core.nodes import EpisodeType
+from graphiti_core.nodes import EntityNode, EpisodeType
 from graphiti_core.prompts.models import Message
 from graphiti_core.search.search_config import SearchConfig
 from graphiti_core.search.search_config_recipes import (
@@ -69,6 +69,7 @@ from service.graph.fencing import (
     purge_tombstones,
 )
 from service.graph.fencing import StaleWriter as StaleWriter  # the flusher catches it
+from service.graph.hybrid import HybridQuery
 from service.graph.keywords import keywords
 from service.graph.vector_search import VectorSearch, VectorSearchStats
 from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
@@ -446,10 +447,34 @@ def _valid_at(
     invalid_at: datetime | None,
     expired_at: datetime | None,
 ) -> bool:
+    """Had begun (valid_at unset or not after `moment`) and not ended: neither invalid_at nor
+    expired_at is at or before it. The same test as Graphiti's SearchFilters on the three
+    dates, and as service/graph/hybrid.py's WHERE."""
     if valid_at is not None and valid_at > moment:
         return False
-    end = invalid_at or expired_at
-    return end is None or end > moment
+    return all(end is None or end > moment for end in (invalid_at, expired_at))
+
+
+def _merged(
+    ranked: list[passages.RankedFact], quotes: list[passages.Passage], limit: int
+) -> list[FactHit]:
+    return [
+        FactHit(
+            text=item.text,
+            relevance=item.relevance,
+            source="graphiti" if isinstance(item, passages.RankedFact) else "episode",
+        )
+        for item in passages.merge(ranked, quotes, limit)
+    ]
+
+
+def _entity_hit(node: EntityNode) -> EntityHit:
+    return EntityHit(
+        name=node.name,
+        summary=node.summary or node.name,
+        type=_entity_type(node.labels),
+        uuid=node.uuid,
+    )
 
 
 def _entity_type(labels: list[str]) -> str:
@@ -503,6 +528,7 @@ class GraphMemory:
         self._clients = clients
         self._llm = clients.llm
         self._vectors = vectors
+        self._hybrid = HybridQuery(driver, vectors)
         self._prepared = False
 
     @classmethod
@@ -715,6 +741,49 @@ class GraphMemory:
         self, *, group_id: str, query: str, limit: int, reference_time: datetime
     ) -> SearchHits:
         await self._ensure_prepared()
+        vector = await self._embed_query(query)
+        words = keywords(query)
+        # Neo4j 2026.01+ with filtered indexes: one statement (service/graph/hybrid.py).
+        answer = await self._hybrid.search(
+            group_id=group_id,
+            query=words,
+            vector=vector,
+            limit=limit,
+            reference_time=reference_time,
+            with_passages=self._query_passages,
+        )
+        if answer is not None:
+            ranked = [
+                passages.RankedFact(
+                    text=edge.fact,
+                    relevance=min(1.0, score / _RRF_METHODS),
+                    episodes=tuple(edge.episodes),
+                )
+                for edge, score in answer.facts
+            ]
+            return SearchHits(
+                facts=_merged(ranked, answer.passages, limit),
+                entities=[_entity_hit(node) for node, _ in answer.entities],
+            )
+        return await self._search_per_method(
+            group_id=group_id,
+            query=words,
+            vector=vector,
+            limit=limit,
+            reference_time=reference_time,
+        )
+
+    async def _search_per_method(
+        self,
+        *,
+        group_id: str,
+        query: str,
+        vector: list[float],
+        limit: int,
+        reference_time: datetime,
+    ) -> SearchHits:
+        """Neo4j 5.x (or indexes without group filters): Graphiti's own search_, four round
+        trips, over-fetching facts 3x to filter them by validity afterwards."""
         edge_config = EDGE_HYBRID_SEARCH_RRF.edge_config
         node_config = NODE_HYBRID_SEARCH_RRF.node_config
         config = SearchConfig(
@@ -722,10 +791,8 @@ class GraphMemory:
             node_config=node_config.model_copy(deep=True) if node_config else None,
             limit=limit * _OVERFETCH,
         )
-        vector = await self._embed_query(query)
-        words = keywords(query)
         facts_search = self._graphiti.search_(
-            words, config=config, group_ids=[group_id], query_vector=vector
+            query, config=config, group_ids=[group_id], query_vector=vector
         )
         quotes: list[passages.Passage] = []
         if self._query_passages:
@@ -736,7 +803,7 @@ class GraphMemory:
                     self._driver,
                     self._vectors,
                     group_id=group_id,
-                    query=words,
+                    query=query,
                     vector=vector,
                     limit=limit,
                     reference_time=reference_time,
@@ -753,24 +820,10 @@ class GraphMemory:
             for edge, score in zip(results.edges, results.edge_reranker_scores, strict=False)
             if _valid_at(reference_time, edge.valid_at, edge.invalid_at, edge.expired_at)
         ][:limit]
-        facts = [
-            FactHit(
-                text=item.text,
-                relevance=item.relevance,
-                source="graphiti" if isinstance(item, passages.RankedFact) else "episode",
-            )
-            for item in passages.merge(ranked, quotes, limit)
-        ]
-        entities = [
-            EntityHit(
-                name=node.name,
-                summary=node.summary or node.name,
-                type=_entity_type(node.labels),
-                uuid=node.uuid,
-            )
-            for node in results.nodes
-        ][:limit]
-        return SearchHits(facts=facts, entities=entities)
+        return SearchHits(
+            facts=_merged(ranked, quotes, limit),
+            entities=[_entity_hit(node) for node in results.nodes][:limit],
+        )
 
     async def _embed_query(self, query: str) -> list[float]:
         """The query's embedding, as Graphiti's search would compute it, within the query

@@ -281,6 +281,32 @@ async def search(
         similar = await _similar(driver, vectors, params, vector)
         fulltext_records = []
 
+    return rank(fulltext_records, similar, query=query, limit=limit)
+
+
+def similar_by_episode(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows of (uuid, content, valid_at, line, score), one per similar passage, as _similar's
+    records: one per episode, with its [line, score] hits."""
+    episodes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        episode = episodes.setdefault(
+            row["uuid"],
+            {
+                "uuid": row["uuid"],
+                "content": row["content"],
+                "valid_at": row["valid_at"],
+                "hits": [],
+            },
+        )
+        episode["hits"].append((row["line"], row["score"]))
+    return list(episodes.values())
+
+
+def rank(
+    fulltext_records: Sequence[Any], similar: Sequence[Any], *, query: str, limit: int
+) -> list[Passage]:
+    """The best passages, best first, at most `limit`: the turns of the full-text episodes
+    sharing the most query words, and the most similar turns, fused by reciprocal rank."""
     episodes: dict[str, _Episode] = {}
 
     def remember(record: Any) -> None:

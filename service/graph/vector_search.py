@@ -26,7 +26,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from graphiti_core.driver.driver import GraphDriver, GraphProvider
 from graphiti_core.driver.search_interface.search_interface import SearchInterface
@@ -79,12 +79,12 @@ def _strip(projection: str, expression: str, replacement: str) -> str:
 
 # Graphiti's own column lists; only the attributes map loses the embedding, which graphiti's
 # record parsers pop from it anyway.
-_EDGE_COLUMNS = _strip(
+EDGE_COLUMNS = _strip(
     get_entity_edge_return_query(_NEO4J),
     "properties(e) AS attributes",
     "e {.*, fact_embedding: NULL} AS attributes",
 )
-_NODE_COLUMNS = _strip(
+NODE_COLUMNS = _strip(
     get_entity_node_return_query(_NEO4J),
     "properties(n) AS attributes",
     "n {.*, name_embedding: NULL} AS attributes",
@@ -139,6 +139,7 @@ PASSAGE_INDEX = VectorIndex(
 class VectorSearchStats:
     """How similarity searches were answered in this process."""
 
+    hybrid: int = 0  # /memory/query's one statement (service/graph/hybrid.py), filtered indexes
     filtered: int = 0  # by the vector index searched inside the group (Neo4j 2026.01+)
     index: int = 0  # by the vector index of every group, answer proven complete
     exact: int = 0  # by the exact scan: no usable index, or its answer not provably complete
@@ -190,7 +191,7 @@ _EDGE_ANN = (
     "RETURN e, n, m, score } "
     "WITH returned, lowest, size(mine) AS in_group, e, n, m, score "
     "ORDER BY score DESC LIMIT $limit "
-    "RETURN returned, lowest, in_group, " + _EDGE_COLUMNS
+    "RETURN returned, lowest, in_group, " + EDGE_COLUMNS
 )
 _NODE_ANN = (
     "CALL db.index.vector.queryNodes($index_name, $candidates, $search_vector) "
@@ -203,7 +204,7 @@ _NODE_ANN = (
     "RETURN n, score } "
     "WITH returned, lowest, size(mine) AS in_group, n, score "
     "ORDER BY score DESC LIMIT $limit "
-    "RETURN returned, lowest, in_group, " + _NODE_COLUMNS
+    "RETURN returned, lowest, in_group, " + NODE_COLUMNS
 )
 # The same shape for passages; a passage has no uuid, its element id stands in for the
 # completeness test's "was anything found" column.
@@ -231,7 +232,7 @@ _EDGE_FILTERED = (
     "WITH e, score, startNode(e) AS n, endNode(e) AS m "
     "WHERE n:Entity AND m:Entity AND score > $min_score "
     "WITH e, n, m, score ORDER BY score DESC "
-    "RETURN " + _EDGE_COLUMNS
+    "RETURN " + EDGE_COLUMNS
 )
 _NODE_FILTERED = (
     "CYPHER 25 MATCH (n:Entity) "
@@ -239,7 +240,7 @@ _NODE_FILTERED = (
     "LIMIT $limit) SCORE AS score "
     "WITH n, score WHERE score > $min_score "
     "WITH n, score ORDER BY score DESC "
-    "RETURN " + _NODE_COLUMNS
+    "RETURN " + NODE_COLUMNS
 )
 _PASSAGE_FILTERED = (
     "CYPHER 25 MATCH (p:SynapsePassage) "
@@ -265,7 +266,7 @@ _EDGE_EXACT = (
     + get_vector_cosine_func_query("e.fact_embedding", "$search_vector", _NEO4J)
     + " AS score WHERE score > $min_score "
     "WITH e, n, m, score ORDER BY score DESC LIMIT $limit "
-    "RETURN " + _EDGE_COLUMNS
+    "RETURN " + EDGE_COLUMNS
 )
 _NODE_EXACT = (
     "MATCH (n:Entity) WHERE n.group_id IN $group_ids "
@@ -273,7 +274,7 @@ _NODE_EXACT = (
     + get_vector_cosine_func_query("n.name_embedding", "$search_vector", _NEO4J)
     + " AS score WHERE score > $min_score "
     "WITH n, score ORDER BY score DESC LIMIT $limit "
-    "RETURN " + _NODE_COLUMNS
+    "RETURN " + NODE_COLUMNS
 )
 _EDGE_FULLTEXT = (
     get_relationships_query("edge_name_and_fact", limit=0, provider=_NEO4J)
@@ -282,14 +283,14 @@ _EDGE_FULLTEXT = (
     "WITH e, score, startNode(e) AS n, endNode(e) AS m "
     "WHERE n:Entity AND m:Entity AND e.group_id IN $group_ids "
     "WITH e, score, n, m ORDER BY score DESC LIMIT $limit "
-    "RETURN " + _EDGE_COLUMNS
+    "RETURN " + EDGE_COLUMNS
 )
 _NODE_FULLTEXT = (
     get_nodes_query("node_name_and_summary", "$query", limit=0, provider=_NEO4J)
     + " YIELD node AS n, score "
     "WHERE n.group_id IN $group_ids "
     "WITH n, score ORDER BY score DESC LIMIT $limit "
-    "RETURN " + _NODE_COLUMNS
+    "RETURN " + NODE_COLUMNS
 )
 
 
@@ -300,7 +301,7 @@ def supports_filtered_vector_search(version: str) -> bool:
     return head.isdigit() and int(head) >= 2026
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     """An index name as a Cypher identifier (index names cannot be parameters)."""
     return "`" + name.replace("`", "``") + "`"
 
@@ -370,6 +371,20 @@ class VectorSearch(SearchInterface):
     def filtering(self) -> bool:
         """The server can search a vector index inside one group (Neo4j 2026.01+)."""
         return self._filtering
+
+    def filtered_names(self) -> tuple[str, str, str] | None:
+        """The fact, entity name and passage indexes' names when all three are usable and
+        filtered by group (service/graph/hybrid.py needs all three), else None."""
+        states = [self._states[index.name] for index in (FACT_INDEX, NAME_INDEX, PASSAGE_INDEX)]
+        names = tuple(state.usable_name for state in states)
+        if not all(state.filtered for state in states) or None in names:
+            return None
+        return cast(tuple[str, str, str], names)
+
+    def forget_filtered(self, problem: str) -> None:
+        for index in (FACT_INDEX, NAME_INDEX, PASSAGE_INDEX):
+            if self._states[index.name].filtered:
+                self._forget(index, problem)
 
     def mode(self) -> str:
         """How similarity search is answered now, for /health: `filtered` (every index
@@ -672,7 +687,7 @@ class VectorSearch(SearchInterface):
     ) -> list[Any] | None:
         try:
             result = await self._library.execute_query(
-                query.replace("{index}", _quoted(name)),
+                query.replace("{index}", quoted(name)),
                 search_vector=vector,
                 group_id=group,
                 min_score=min_score,

@@ -1,0 +1,239 @@
+"""/memory/query's whole graph read as one Cypher statement, on Neo4j 2026.01+.
+
+Graphiti's hybrid recipe (EDGE_HYBRID_SEARCH_RRF, NODE_HYBRID_SEARCH_RRF) asks four
+questions per query, each a round trip returning 2 x limit whole rows: facts and entities,
+each by full text and by cosine similarity; reciprocal rank fusion then keeps `limit` of each.
+The passage search (service/graph/passages.py) adds two more and a third after them. Here
+all of it is one statement: six subqueries collect their candidates as uuids, the fusion runs
+inside Neo4j, and only the `limit` facts and entities that survive it are read as rows.
+
+What it returns is what Graphiti's own `search_` returns for the same recipe and `limit` with
+a validity filter at the reference time (tests/test_hybrid_search.py compares the two on a
+plain driver), with these choices:
+- validity is a WHERE inside each fact search, before its LIMIT, rather than a 3x over-fetch
+  filtered afterwards: a fact is valid at `reference_time` when it had begun (valid_at unset or
+  not after it) and had not ended: neither invalid_at nor expired_at set and not after it;
+- the full-text searches are Graphiti's: its Lucene query (group filter and escaping
+  included), the index's `limit`, then the filters, as graphiti_core does;
+- the similarity searches use the filtered vector indexes (service/graph/vector_search.py),
+  asking FILTER_MARGIN x as many neighbours so that facts not valid at the reference time do
+  not leave a list short, then keeping the best 2 x limit valid ones above the threshold;
+- fusion is graphiti_core's `rrf` (1 / rank per list, summed; ties in order of first
+  appearance: full-text list first), computed in Cypher; two lists give each item at most two
+  terms, so the floating-point sums are the same as Python's.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from graphiti_core.driver.driver import GraphDriver
+from graphiti_core.edges import EntityEdge, get_entity_edge_from_record
+from graphiti_core.nodes import EntityNode, get_entity_node_from_record
+from graphiti_core.search import search_utils
+from neo4j.exceptions import ClientError
+
+from service.graph import passages
+from service.graph.vector_search import (
+    EDGE_COLUMNS,
+    NODE_COLUMNS,
+    VectorSearch,
+    quoted,
+)
+
+# Neighbours asked of a filtered vector index per fact kept: room for facts that are not
+# valid at the reference time.
+FILTER_MARGIN = 2
+# Cosine threshold of Graphiti's similarity searches (its recipes' sim_min_score default).
+MIN_SCORE = search_utils.DEFAULT_MIN_SCORE
+
+
+def _as_map(columns: str) -> str:
+    """Graphiti's RETURN column list ("expr AS name, ...") as a Cypher map literal, so a
+    subquery can collect whole rows."""
+    parts: list[str] = []
+    depth = 0
+    current = ""
+    for char in columns:
+        if char in "{([":
+            depth += 1
+        elif char in "})]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    entries = []
+    for part in parts:
+        expression, _, name = part.strip().rpartition(" AS ")
+        if not expression or not name.isidentifier():
+            raise RuntimeError(f"graphiti_core's return clause changed shape: {part!r}")
+        entries.append(f"{name}: {expression}")
+    return "{" + ", ".join(entries) + "}"
+
+
+_VALID = (
+    "(e.valid_at IS NULL OR e.valid_at <= $reference_time) "
+    "AND (e.invalid_at IS NULL OR e.invalid_at > $reference_time) "
+    "AND (e.expired_at IS NULL OR e.expired_at > $reference_time)"
+)
+
+_FUSE = (
+    "UNWIND range(0, size(lists) - 1) AS which "
+    "UNWIND range(0, size(lists[which]) - 1) AS rank "
+    "WITH lists[which][rank] AS uuid, 1.0 / (rank + 1) AS part, which * 1000000 + rank AS seen "
+    "WITH uuid, sum(part) AS score, min(seen) AS first "
+    "ORDER BY score DESC, first ASC LIMIT $limit "
+)
+
+
+def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
+    edge_row = _as_map(EDGE_COLUMNS)
+    node_row = _as_map(NODE_COLUMNS)
+    return (
+        "CYPHER 25 "
+        # facts by full text (graphiti_core's edge_fulltext_search, plus validity)
+        "CALL () { WITH 1 AS go WHERE $lucene <> '' "
+        "CALL db.index.fulltext.queryRelationships('edge_name_and_fact', $lucene, "
+        "{limit: $per_list}) YIELD relationship AS e, score "
+        "WITH e, score, startNode(e) AS n, endNode(e) AS m "
+        f"WHERE n:Entity AND m:Entity AND e.group_id = $group_id AND {_VALID} "
+        "WITH e, score ORDER BY score DESC LIMIT $per_list "
+        "RETURN collect(e.uuid) AS edge_words } "
+        # facts by similarity, inside the group
+        "CALL () { MATCH ()-[e:RELATES_TO]->() "
+        f"SEARCH e IN (VECTOR INDEX {fact_index} FOR $vector WHERE e.group_id = $group_id "
+        "LIMIT $asked) SCORE AS score "
+        "WITH e, score, startNode(e) AS n, endNode(e) AS m "
+        f"WHERE n:Entity AND m:Entity AND score > $min_score AND {_VALID} "
+        "WITH e, score ORDER BY score DESC LIMIT $per_list "
+        "RETURN collect(e.uuid) AS edge_similar } "
+        # entities by full text (graphiti_core's node_fulltext_search)
+        "CALL () { WITH 1 AS go WHERE $lucene <> '' "
+        "CALL db.index.fulltext.queryNodes('node_name_and_summary', $lucene, "
+        "{limit: $per_list}) YIELD node AS n, score "
+        "WITH n, score WHERE n:Entity AND n.group_id = $group_id "
+        "WITH n, score ORDER BY score DESC LIMIT $per_list "
+        "RETURN collect(n.uuid) AS node_words } "
+        # entities by similarity, inside the group
+        "CALL () { MATCH (n:Entity) "
+        f"SEARCH n IN (VECTOR INDEX {name_index} FOR $vector WHERE n.group_id = $group_id "
+        "LIMIT $per_list) SCORE AS score "
+        "WITH n, score WHERE score > $min_score "
+        "WITH n, score ORDER BY score DESC "
+        "RETURN collect(n.uuid) AS node_similar } "
+        # fusion, then only the kept rows are read
+        "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
+        + _FUSE
+        + "MATCH (n:Entity)-[e:RELATES_TO {uuid: uuid}]->(m:Entity) "
+        f"WITH score, first, {edge_row} AS row ORDER BY score DESC, first ASC "
+        "RETURN collect({row: row, score: score}) AS facts } "
+        "CALL (node_words, node_similar) { WITH [node_words, node_similar] AS lists "
+        + _FUSE
+        + "MATCH (n:Entity {uuid: uuid}) "
+        f"WITH score, first, {node_row} AS row ORDER BY score DESC, first ASC "
+        "RETURN collect({row: row, score: score}) AS entities } "
+        # passages: episodes by full text, turns by similarity (service/graph/passages.py)
+        "CALL () { WITH 1 AS go WHERE $passages AND $lucene <> '' "
+        "CALL db.index.fulltext.queryNodes('episode_content', $lucene, "
+        "{limit: $passage_candidates}) YIELD node AS e, score "
+        "WITH e, score WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
+        "WITH e, score ORDER BY score DESC LIMIT $passage_candidates "
+        "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at}) "
+        "AS episode_words } "
+        "CALL () { WITH 1 AS go WHERE $passages "
+        "MATCH (p:SynapsePassage) "
+        f"SEARCH p IN (VECTOR INDEX {passage_index} FOR $vector WHERE p.group_id = $group_id "
+        "LIMIT $passage_candidates) SCORE AS score "
+        "WITH p, score WHERE score > $min_score "
+        "MATCH (e:Episodic {uuid: p.episode_uuid}) "
+        "WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
+        "WITH p, e, score ORDER BY score DESC "
+        "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at, "
+        "line: p.line, score: score}) AS turns_similar } "
+        "RETURN facts, entities, episode_words, turns_similar"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HybridAnswer:
+    facts: list[tuple[EntityEdge, float]]  # fused, best first, at most `limit`
+    entities: list[tuple[EntityNode, float]]
+    passages: list[passages.Passage]
+
+
+class HybridQuery:
+    """Builds the statement once per set of index names; VectorSearch says which indexes are
+    usable and filtered, and whether this path applies at all."""
+
+    def __init__(self, driver: GraphDriver, vectors: VectorSearch) -> None:
+        self._driver = driver
+        self._vectors = vectors
+        self._statements: dict[tuple[str, str, str], str] = {}
+
+    def available(self) -> bool:
+        return self._vectors.filtered_names() is not None
+
+    async def search(
+        self,
+        *,
+        group_id: str,
+        query: str,
+        vector: Sequence[float],
+        limit: int,
+        reference_time: datetime,
+        with_passages: bool,
+    ) -> HybridAnswer | None:
+        """None when the filtered indexes are not (or no longer) all usable: the caller takes
+        the per-search path."""
+        names = self._vectors.filtered_names()
+        if names is None:
+            return None
+        statement = self._statements.get(names)
+        if statement is None:
+            statement = _statement(*(quoted(name) for name in names))
+            self._statements[names] = statement
+        lucene = search_utils.fulltext_query(query, [group_id], self._driver)
+        try:
+            result = await self._driver.execute_query(
+                statement,
+                params={
+                    "group_id": group_id,
+                    "vector": list(vector),
+                    "reference_time": reference_time,
+                    "lucene": lucene,
+                    "per_list": 2 * limit,
+                    "asked": 2 * limit * FILTER_MARGIN,
+                    "limit": limit,
+                    "min_score": MIN_SCORE,
+                    "passages": with_passages,
+                    "passage_candidates": 2 * limit,
+                },
+                routing_="r",
+            )
+        except ClientError as exc:
+            # An index dropped or replaced since it was checked: the per-search path answers
+            # while VectorSearch looks at the indexes again.
+            self._vectors.forget_filtered(f"the one-statement search failed: {exc.code}")
+            return None
+        self._vectors.stats.hybrid += 1
+        record = result.records[0]
+        found = passages.rank(
+            record["episode_words"],
+            passages.similar_by_episode(record["turns_similar"]),
+            query=query,
+            limit=limit,
+        )
+        return HybridAnswer(
+            facts=[
+                (get_entity_edge_from_record(item["row"], self._driver.provider), item["score"])
+                for item in record["facts"]
+            ],
+            entities=[
+                (get_entity_node_from_record(item["row"], self._driver.provider), item["score"])
+                for item in record["entities"]
+            ],
+            passages=found if with_passages else [],
+        )
