@@ -16,8 +16,9 @@ plain driver), with these choices:
 - the full-text searches are Graphiti's: its Lucene query (group filter and escaping
   included), the index's `limit`, then the filters, as graphiti_core does;
 - the similarity searches use the filtered vector indexes (service/graph/vector_search.py),
-  asking FILTER_MARGIN x as many neighbours so that facts not valid at the reference time do
-  not leave a list short, then keeping the best 2 x limit valid ones above the threshold;
+  asking more neighbours than kept (the HNSW search is approximate, and facts not valid at
+  the reference time are dropped after it), then keeping the best 2 x limit above the
+  threshold;
 - fusion is graphiti_core's `rrf` (1 / rank per list, summed; ties in order of first
   appearance: full-text list first), computed in Cypher; two lists give each item at most two
   terms, so the floating-point sums are the same as Python's.
@@ -36,14 +37,16 @@ from neo4j.exceptions import ClientError
 from service.graph import passages
 from service.graph.vector_search import (
     EDGE_COLUMNS,
+    FILTERED_MARGIN,
     NODE_COLUMNS,
     VectorSearch,
     quoted,
 )
 
-# Neighbours asked of a filtered vector index per fact kept: room for facts that are not
-# valid at the reference time.
-FILTER_MARGIN = 2
+# Neighbours asked of a filtered vector index per item kept: the HNSW search is approximate
+# (vector_search.FILTERED_MARGIN), and facts not valid at the reference time are dropped after
+# it, so facts get room for both.
+FILTER_MARGIN = 2 * FILTERED_MARGIN
 # Cosine threshold of Graphiti's similarity searches (its recipes' sim_min_score default).
 MIN_SCORE = search_utils.DEFAULT_MIN_SCORE
 
@@ -120,9 +123,9 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         # entities by similarity, inside the group
         "CALL () { MATCH (n:Entity) "
         f"SEARCH n IN (VECTOR INDEX {name_index} FOR $vector WHERE n.group_id = $group_id "
-        "LIMIT $per_list) SCORE AS score "
+        "LIMIT $names_asked) SCORE AS score "
         "WITH n, score WHERE score > $min_score "
-        "WITH n, score ORDER BY score DESC "
+        "WITH n, score ORDER BY score DESC LIMIT $per_list "
         "RETURN collect(n.uuid) AS node_similar } "
         # fusion, then only the kept rows are read
         "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
@@ -146,11 +149,11 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         "CALL () { WITH 1 AS go WHERE $passages "
         "MATCH (p:SynapsePassage) "
         f"SEARCH p IN (VECTOR INDEX {passage_index} FOR $vector WHERE p.group_id = $group_id "
-        "LIMIT $passage_candidates) SCORE AS score "
+        "LIMIT $turns_asked) SCORE AS score "
         "WITH p, score WHERE score > $min_score "
         "MATCH (e:Episodic {uuid: p.episode_uuid}) "
         "WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
-        "WITH p, e, score ORDER BY score DESC "
+        "WITH p, e, score ORDER BY score DESC LIMIT $passage_candidates "
         "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at, "
         "line: p.line, score: score}) AS turns_similar } "
         "RETURN facts, entities, episode_words, turns_similar"
@@ -206,6 +209,8 @@ class HybridQuery:
                     "lucene": lucene,
                     "per_list": 2 * limit,
                     "asked": 2 * limit * FILTER_MARGIN,
+                    "names_asked": 2 * limit * FILTERED_MARGIN,
+                    "turns_asked": 2 * limit * FILTERED_MARGIN,
                     "limit": limit,
                     "min_score": MIN_SCORE,
                     "passages": with_passages,
