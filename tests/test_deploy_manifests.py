@@ -518,7 +518,7 @@ def test_dev_datastores_are_marked_and_never_in_production(
     assert all(m in dev_only for m in stateful)
     assert {c["image"] for m in stateful for c in containers(m)} == {
         "redis:7",
-        "neo4j:5.26-community",
+        "neo4j:2026.08.1-community",
     }
     redis = named(dev, "StatefulSet", "synapse-redis")
     assert "--appendonly" in containers(redis)[0]["args"]
@@ -606,7 +606,7 @@ def test_compose_runs_redis_with_aof_and_neo4j_with_a_password_on_volumes(
     assert redis["image"] == "redis:7"
     assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
     assert redis["command"][redis["command"].index("--appendfsync") + 1] == "everysec"
-    assert neo4j["image"] == "neo4j:5.26-community"
+    assert neo4j["image"] == "neo4j:2026.08.1-community"
     assert neo4j["environment"]["NEO4J_AUTH"].startswith("neo4j/${NEO4J_PASSWORD")
     for service in (redis, neo4j):
         (volume,) = service["volumes"]
