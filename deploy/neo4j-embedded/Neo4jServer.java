@@ -10,11 +10,16 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
 
 /**
- * Runs a real Neo4j 5.26 Community database inside this JVM with only the Bolt connector, for
- * development and tests on machines without Docker or a Neo4j package.
+ * Runs a real Neo4j Community database (5.26 LTS or 2026.08) inside this JVM with only the Bolt
+ * connector, for development and tests on machines without Docker or a Neo4j package. One source
+ * for both versions: it uses only API that both have.
  *
- * Usage: java ... Neo4jServer.java HOME_DIR [BOLT_PORT]. The password, when wanted, comes from
- * the NEO4J_PASSWORD environment variable; without one, authentication is off (loopback only).
+ * Usage: java ... Neo4jServer.java HOME_DIR [BOLT_PORT] (5.26, single-file source launch), or
+ * java ... -cp CLASSES:... Neo4jServer HOME_DIR [BOLT_PORT] (compiled once for 2026.08). The
+ * password, when wanted, comes from the NEO4J_PASSWORD environment variable; without one,
+ * authentication is off (loopback only). NEO4J_CONFIG_FILE, when set, names a neo4j.conf-style
+ * file of further settings, for those this launcher does not set itself (e.g.
+ * db.query.default_language=CYPHER_25 on 2026.08).
  */
 public final class Neo4jServer {
     public static void main(String[] args) throws Exception {
@@ -27,7 +32,12 @@ public final class Neo4jServer {
         String password = System.getenv().getOrDefault("NEO4J_PASSWORD", "");
         boolean auth = !password.isEmpty();
 
-        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+        DatabaseManagementServiceBuilder builder = new DatabaseManagementServiceBuilder(home);
+        String configFile = System.getenv().getOrDefault("NEO4J_CONFIG_FILE", "");
+        if (!configFile.isEmpty()) {
+            builder.loadPropertiesFromFile(Path.of(configFile));
+        }
+        DatabaseManagementService dbms = builder
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)

@@ -4,7 +4,8 @@ deploy/dev/services.sh.
 Set SYNAPSE_TEST_REDIS_URL and SYNAPSE_TEST_NEO4J_URI (and SYNAPSE_TEST_EMBEDDINGS_URL, default
 `make services`'s) to reuse servers that are already running (fast local iteration); otherwise
 the session starts its own on dedicated loopback ports, in a run directory of its own, and stops
-exactly what it started.
+exactly what it started. The Neo4j it starts is services.sh's NEO4J_VERSION (2026.08.1 unless
+set; `NEO4J_VERSION=5.26 make test` runs the suite on 5.26 LTS).
 """
 
 import os
@@ -30,6 +31,8 @@ class BackingServices:
     redis_port: int
     started_here: bool
     embeddings_url: str = f"http://127.0.0.1:{TEST_EMBEDDINGS_PORT}/v1"
+    # The NEO4J_VERSION services.sh starts; None: its default (or servers from outside).
+    neo4j_version: str | None = None
 
     def default_stack_env(self) -> dict[str, str]:
         """What `make run` sets without a model key: the offline extractor and the local
@@ -50,7 +53,7 @@ class BackingServices:
             subprocess.run([str(SERVICES_SCRIPT), command], env=self._env(), check=True)
 
     def _env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "SYNAPSE_RUN_DIR": str(self.run_dir),
             "REDIS_PORT": str(TEST_REDIS_PORT),
@@ -58,9 +61,14 @@ class BackingServices:
             "EMBEDDINGS_PORT": str(TEST_EMBEDDINGS_PORT),
             "NEO4J_PASSWORD": "",
         }
+        if self.neo4j_version:
+            env["NEO4J_VERSION"] = self.neo4j_version
+        return env
 
 
-def start_backing_services() -> BackingServices:
+def start_backing_services(neo4j_version: str | None = None) -> BackingServices:
+    """neo4j_version: services.sh's NEO4J_VERSION for the Neo4j started here (default: the
+    environment's NEO4J_VERSION, else services.sh's own default)."""
     redis_url = os.environ.get("SYNAPSE_TEST_REDIS_URL")
     neo4j_uri = os.environ.get("SYNAPSE_TEST_NEO4J_URI")
     if redis_url and neo4j_uri:
@@ -74,6 +82,7 @@ def start_backing_services() -> BackingServices:
         run_dir=REPO / ".run" / "test",
         redis_port=TEST_REDIS_PORT,
         started_here=True,
+        neo4j_version=neo4j_version or os.environ.get("NEO4J_VERSION") or None,
     )
     services.script("start")
     return services
