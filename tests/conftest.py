@@ -20,6 +20,7 @@ from tests.support.janitor import JanitorFactory, JanitorProcess
 from tests.support.services import (
     BackingServices,
     start_backing_services,
+    start_legacy_neo4j,
     stop_backing_services,
 )
 from tests.support.stack import INTERNAL_TOKEN, Stack, StackFactory
@@ -32,6 +33,24 @@ def backing_services() -> Iterator[BackingServices]:
     services = start_backing_services()
     yield services
     stop_backing_services(services)
+
+
+@pytest.fixture(scope="session")
+def legacy_neo4j_uri() -> Iterator[str]:
+    """Neo4j 5.26 LTS, started on first use (SYNAPSE_TEST_LEGACY_NEO4J_URI reuses one)."""
+    legacy = start_legacy_neo4j()
+    yield legacy.uri
+    legacy.stop()
+
+
+@pytest.fixture(params=["neo4j-default", "neo4j-5.26"])
+def graph_uri(request: pytest.FixtureRequest, backing_services: BackingServices) -> str:
+    """The graph suites that must hold on every supported Neo4j run once on the session's
+    (2026.08.1 unless NEO4J_VERSION says otherwise) and once on 5.26 LTS."""
+    if request.param == "neo4j-default":
+        return backing_services.neo4j_uri
+    uri: str = request.getfixturevalue("legacy_neo4j_uri")
+    return uri
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from service.graph.vector_search import supports_filtered_vector_search
 from service.settings import Settings
 from tests.bench.seed_graph import AGREEMENT_QUERIES, PEOPLE, THINGS, fact_text
 from tests.support.plain_graphiti import plain_graphiti
-from tests.support.services import BackingServices
 
 pytestmark = pytest.mark.graph
 
@@ -113,9 +112,9 @@ async def _write_group(driver: Neo4jDriver, group: str, facts: int) -> None:
 
 
 @pytest.fixture
-async def group(backing_services: BackingServices) -> AsyncIterator[str]:
+async def group(graph_uri: str) -> AsyncIterator[str]:
     name = f"hy_{uuid.uuid4().hex[:16]}"
-    driver = Neo4jDriver(backing_services.neo4j_uri, "neo4j", "", database="neo4j")
+    driver = Neo4jDriver(graph_uri, "neo4j", "", database="neo4j")
     await _write_group(driver, name, 300)
     yield name
     await driver.execute_query("MATCH (n {group_id: $g}) DETACH DELETE n", params={"g": name})
@@ -134,10 +133,8 @@ async def _server_filters(uri: str) -> bool:
     return supports_filtered_vector_search(str(result.records[0]["version"]))
 
 
-async def test_memory_search_returns_graphitis_own_answer(
-    backing_services: BackingServices, group: str
-) -> None:
-    uri = backing_services.neo4j_uri
+async def test_memory_search_returns_graphitis_own_answer(graph_uri: str, group: str) -> None:
+    uri = graph_uri
     filtering = await _server_filters(uri)
     memory = await GraphMemory.create(
         Settings.from_env(

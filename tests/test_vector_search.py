@@ -32,7 +32,6 @@ from service.graph.vector_search import (
 from service.offline_llm import hashing_embedding
 from service.settings import Settings
 from tests.bench.seed_graph import QUERIES, drop_group, seed_facts
-from tests.support.services import BackingServices
 
 pytestmark = pytest.mark.graph
 
@@ -62,24 +61,24 @@ async def _nodes(driver: Neo4jDriver, vector: list[float], group: str) -> list[H
     )
 
 
-def _driver(services: BackingServices) -> Neo4jDriver:
-    return Neo4jDriver(services.neo4j_uri, "neo4j", "", database="neo4j")
+def _driver(uri: str) -> Neo4jDriver:
+    return Neo4jDriver(uri, "neo4j", "", database="neo4j")
 
 
 @pytest.fixture
-async def reference(backing_services: BackingServices) -> AsyncIterator[Neo4jDriver]:
+async def reference(graph_uri: str) -> AsyncIterator[Neo4jDriver]:
     """graphiti_core's own search: no search interface, the exact scan."""
-    driver = _driver(backing_services)
+    driver = _driver(graph_uri)
     yield driver
     await driver.close()
 
 
 @pytest.fixture
 async def indexed(
-    backing_services: BackingServices,
+    graph_uri: str,
 ) -> AsyncIterator[tuple[Neo4jDriver, VectorSearch]]:
     """A driver searching through VectorSearch, its indexes created as prepare() does."""
-    driver = _driver(backing_services)
+    driver = _driver(graph_uri)
     vectors = VectorSearch.install(driver, dimensions=DIM)
     await vectors.ensure_indexes()
     yield driver, vectors
@@ -292,13 +291,11 @@ async def _recall(
 
 
 async def test_graph_memory_search_returns_only_the_users_facts(
-    backing_services: BackingServices, groups: Groups
+    graph_uri: str, groups: Groups
 ) -> None:
     await groups.written(LARGE_FACTS, LARGE_NAMES)
     small = await groups.written(SMALL_FACTS, SMALL_NAMES)
-    memory = await GraphMemory.create(
-        Settings(neo4j_uri=backing_services.neo4j_uri, embedding_dim=DIM)
-    )
+    memory = await GraphMemory.create(Settings(neo4j_uri=graph_uri, embedding_dim=DIM))
     try:
         await memory.prepare()
         hits = await memory.search(
@@ -350,13 +347,13 @@ async def mismatched(reference: Neo4jDriver) -> AsyncIterator[None]:
 
 @pytest.mark.usefixtures("mismatched")
 async def test_an_index_of_another_dimension_still_gives_exact_answers(
-    backing_services: BackingServices,
+    graph_uri: str,
     reference: Neo4jDriver,
     groups: Groups,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="service.graph.vector_search")
-    driver = _driver(backing_services)
+    driver = _driver(graph_uri)
     try:
         vectors = VectorSearch.install(driver, dimensions=DIM)
         await vectors.ensure_indexes()
@@ -410,7 +407,7 @@ async def test_an_index_replaced_under_a_running_search_still_gives_exact_answer
 
 
 async def test_indexes_are_filtered_by_group_exactly_where_the_server_can(
-    backing_services: BackingServices,
+    graph_uri: str,
     reference: Neo4jDriver,
     groups: Groups,
     caplog: pytest.LogCaptureFixture,
@@ -420,7 +417,7 @@ async def test_indexes_are_filtered_by_group_exactly_where_the_server_can(
     group = await groups.synthetic(200)
 
     async def searched_with_fresh_indexes() -> VectorSearch:
-        driver = _driver(backing_services)
+        driver = _driver(graph_uri)
         try:
             # Created (where missing) and populated, then read as a starting API reads them.
             await VectorSearch.install(driver, dimensions=DIM).ensure_indexes()

