@@ -154,9 +154,12 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         "MATCH (e:Episodic {uuid: p.episode_uuid}) "
         "WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
         "WITH p, e, score ORDER BY score DESC LIMIT $passage_candidates "
-        "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at, "
-        "line: p.line, score: score}) AS turns_similar } "
-        "RETURN facts, entities, episode_words, turns_similar"
+        # Each episode's text once, however many of its turns were found.
+        "WITH collect({uuid: e.uuid, line: p.line, score: score}) AS turns, "
+        "collect(DISTINCT e) AS episodes "
+        "RETURN turns AS turns_similar, [e IN episodes | "
+        "{uuid: e.uuid, content: e.content, valid_at: e.valid_at}] AS turn_episodes } "
+        "RETURN facts, entities, episode_words, turns_similar, turn_episodes"
     )
 
 
@@ -227,7 +230,7 @@ class HybridQuery:
         record = result.records[0]
         found = passages.rank(
             record["episode_words"],
-            passages.similar_by_episode(record["turns_similar"]),
+            passages.similar_by_episode(record["turns_similar"], record["turn_episodes"]),
             query=query,
             limit=limit,
         )

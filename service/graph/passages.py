@@ -284,22 +284,13 @@ async def search(
     return rank(fulltext_records, similar, query=query, limit=limit)
 
 
-def similar_by_episode(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows of (uuid, content, valid_at, line, score), one per similar passage, as _similar's
-    records: one per episode, with its [line, score] hits."""
-    episodes: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        episode = episodes.setdefault(
-            row["uuid"],
-            {
-                "uuid": row["uuid"],
-                "content": row["content"],
-                "valid_at": row["valid_at"],
-                "hits": [],
-            },
-        )
-        episode["hits"].append((row["line"], row["score"]))
-    return list(episodes.values())
+def similar_by_episode(turns: Sequence[Any], episodes: Sequence[Any]) -> list[dict[str, Any]]:
+    """Similar turns (uuid of the episode, line, score; best first) and their episodes (uuid,
+    content, valid_at) as _similar's records: one per episode, with its [line, score] hits."""
+    found = {episode["uuid"]: {**episode, "hits": []} for episode in episodes}
+    for turn in turns:
+        found[turn["uuid"]]["hits"].append((turn["line"], turn["score"]))
+    return list(found.values())
 
 
 def rank(
