@@ -35,3 +35,9 @@ class ReadyResponse(Outbound):
     warnings: list[str]
     extractor: str = ""
     embedder: str = ""
+    # How /memory/query reads the graph (service/graph/vector_search.py, VectorSearch.mode):
+    # "filtered" (Neo4j 2026.01+: one statement, vector indexes searched inside the user's
+    # group), "index" (Neo4j 5.x, or indexes made before an upgrade: Graphiti's searches on
+    # indexes of every user), "exact" (an index missing or populating: exact scans), or
+    # "unknown" (the graph not reached yet).
+    graph_search: str = "unknown"

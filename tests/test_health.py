@@ -3,7 +3,10 @@
 import httpx
 
 from contracts import SynapseClient
+from service.graph.vector_search import supports_filtered_vector_search
 from tests.support.api import ApiFactory, RunningApi, free_port
+from tests.support.graph_probe import neo4j_version
+from tests.support.services import BackingServices
 
 
 async def test_health_names_the_offline_fallback(client: SynapseClient) -> None:
@@ -14,8 +17,11 @@ async def test_health_names_the_offline_fallback(client: SynapseClient) -> None:
     assert health.offline_fallback is True
 
 
-async def test_ready_when_redis_and_neo4j_answer(client: SynapseClient) -> None:
+async def test_ready_when_redis_and_neo4j_answer(
+    client: SynapseClient, backing_services: BackingServices
+) -> None:
     ready = await client.ready()
+    version = await neo4j_version(backing_services.neo4j_uri)
 
     assert ready.ready is True
     assert ready.degraded is False
@@ -24,6 +30,11 @@ async def test_ready_when_redis_and_neo4j_answer(client: SynapseClient) -> None:
     assert ready.llm_provider == "offline"
     assert ready.offline_fallback is True
     assert any("offline" in warning for warning in ready.warnings)
+    # The API made its vector indexes at start-up: filtered by group wherever the server can.
+    assert ready.graph_search == (
+        "filtered" if supports_filtered_vector_search(version) else "index"
+    )
+    assert not any("predate filtered" in warning for warning in ready.warnings)
 
 
 async def test_without_neo4j_ready_but_degraded_and_ingest_still_works(

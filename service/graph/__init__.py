@@ -600,6 +600,19 @@ class GraphMemory:
         if not self._prepared:
             await self.prepare()
 
+    def search_mode(self) -> str:
+        """How /memory/query reads the graph now (contracts.health.ReadyResponse)."""
+        return self._vectors.mode() if self._prepared else "unknown"
+
+    def search_warning(self) -> str | None:
+        """What an operator should act on about the search path, if anything."""
+        if self._prepared and self._vectors.filtering and self._vectors.mode() == "index":
+            return (
+                "the vector indexes predate filtered vector search (made before an upgrade "
+                "from Neo4j 5): drop and rebuild them for the faster path (deploy/README.md)"
+            )
+        return None
+
     async def ping(self) -> None:
         await self._driver.execute_query("RETURN 1")
 

@@ -63,8 +63,10 @@ async def ready(state: State) -> Response[ReadyResponse]:
         warnings=[
             *([_OFFLINE_WARNING] if settings.offline_fallback else []),
             *([_OPEN_MODE_WARNING] if resources.tenants.open_mode else []),
+            *([search_warning] if (search_warning := resources.graph.search_warning()) else []),
         ],
         extractor=settings.extractor,
         embedder=settings.embedder,
+        graph_search=resources.graph.search_mode(),
     )
     return Response(body, status_code=200 if is_ready else 503)

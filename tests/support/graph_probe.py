@@ -1,6 +1,6 @@
 """Reads the test Neo4j directly, to check what Graphiti really stored."""
 
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, AsyncGraphDatabase
 
 
 class GraphProbe:
@@ -39,3 +39,16 @@ class GraphProbe:
             group=group,
         )
         return [record["fact"] for record in records]
+
+
+async def neo4j_version(uri: str) -> str:
+    """The server's kernel version, e.g. "2026.08.1" or "5.26.16"."""
+    driver = AsyncGraphDatabase.driver(uri, auth=("neo4j", ""))
+    try:
+        records, _, _ = await driver.execute_query(
+            "CALL dbms.components() YIELD name, versions WHERE name = 'Neo4j Kernel' "
+            "RETURN versions[0] AS version"
+        )
+    finally:
+        await driver.close()
+    return str(records[0]["version"])
