@@ -1,11 +1,15 @@
-"""/memory/query's whole graph read as one Cypher statement, on Neo4j 2026.01+.
+"""/memory/query's whole graph read in one round of three concurrent statements, on Neo4j
+2026.01+.
 
 Graphiti's hybrid recipe (EDGE_HYBRID_SEARCH_RRF, NODE_HYBRID_SEARCH_RRF) asks four
 questions per query, each a round trip returning 2 x limit whole rows: facts and entities,
 each by full text and by cosine similarity; reciprocal rank fusion then keeps `limit` of each.
 The passage search (service/graph/passages.py) adds two more and a third after them. Here
-all of it is one statement: six subqueries collect their candidates as uuids, the fusion runs
-inside Neo4j, and only the `limit` facts and entities that survive it are read as rows.
+there is one statement per kind (facts, entities, passages), sent together: in each,
+subqueries collect the candidates as uuids, the fusion runs inside Neo4j, and only the `limit`
+facts or entities that survive it are read as rows. Three rather than one because Neo4j runs
+a statement on one thread: one statement measured 34 ms p50 at 10k facts on two cores, its
+parts run side by side less (tests/bench/RESULTS.md).
 
 What it returns is what Graphiti's own `search_` returns for the same recipe and `limit` with
 a validity filter at the reference time (tests/test_hybrid_search.py compares the two on a
@@ -24,6 +28,7 @@ plain driver), with these choices:
   terms, so the floating-point sums are the same as Python's.
 """
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,10 +97,17 @@ _FUSE = (
 )
 
 
-def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    facts: str
+    entities: str
+    passages: str
+
+
+def _statements(fact_index: str, name_index: str, passage_index: str) -> _Statements:
     edge_row = _as_map(EDGE_COLUMNS)
     node_row = _as_map(NODE_COLUMNS)
-    return (
+    facts = (
         "CYPHER 25 "
         # facts by full text (graphiti_core's edge_fulltext_search, plus validity)
         "CALL () { WITH 1 AS go WHERE $lucene <> '' "
@@ -113,6 +125,16 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         f"WHERE n:Entity AND m:Entity AND score > $min_score AND {_VALID} "
         "WITH e, score ORDER BY score DESC LIMIT $per_list "
         "RETURN collect(e.uuid) AS edge_similar } "
+        # fusion, then only the kept rows are read
+        "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
+        + _FUSE
+        + "MATCH (n:Entity)-[e:RELATES_TO {uuid: uuid}]->(m:Entity) "
+        f"WITH score, first, {edge_row} AS row ORDER BY score DESC, first ASC "
+        "RETURN collect({row: row, score: score}) AS facts } "
+        "RETURN facts"
+    )
+    entities = (
+        "CYPHER 25 "
         # entities by full text (graphiti_core's node_fulltext_search)
         "CALL () { WITH 1 AS go WHERE $lucene <> '' "
         "CALL db.index.fulltext.queryNodes('node_name_and_summary', $lucene, "
@@ -127,27 +149,24 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         "WITH n, score WHERE score > $min_score "
         "WITH n, score ORDER BY score DESC LIMIT $per_list "
         "RETURN collect(n.uuid) AS node_similar } "
-        # fusion, then only the kept rows are read
-        "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
-        + _FUSE
-        + "MATCH (n:Entity)-[e:RELATES_TO {uuid: uuid}]->(m:Entity) "
-        f"WITH score, first, {edge_row} AS row ORDER BY score DESC, first ASC "
-        "RETURN collect({row: row, score: score}) AS facts } "
         "CALL (node_words, node_similar) { WITH [node_words, node_similar] AS lists "
         + _FUSE
         + "MATCH (n:Entity {uuid: uuid}) "
         f"WITH score, first, {node_row} AS row ORDER BY score DESC, first ASC "
         "RETURN collect({row: row, score: score}) AS entities } "
+        "RETURN entities"
+    )
+    passages_ = (
+        "CYPHER 25 "
         # passages: episodes by full text, turns by similarity (service/graph/passages.py)
-        "CALL () { WITH 1 AS go WHERE $passages AND $lucene <> '' "
+        "CALL () { WITH 1 AS go WHERE $lucene <> '' "
         "CALL db.index.fulltext.queryNodes('episode_content', $lucene, "
         "{limit: $passage_candidates}) YIELD node AS e, score "
         "WITH e, score WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
         "WITH e, score ORDER BY score DESC LIMIT $passage_candidates "
         "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at}) "
         "AS episode_words } "
-        "CALL () { WITH 1 AS go WHERE $passages "
-        "MATCH (p:SynapsePassage) "
+        "CALL () { MATCH (p:SynapsePassage) "
         f"SEARCH p IN (VECTOR INDEX {passage_index} FOR $vector WHERE p.group_id = $group_id "
         "LIMIT $turns_asked) SCORE AS score "
         "WITH p, score WHERE score > $min_score "
@@ -159,8 +178,9 @@ def _statement(fact_index: str, name_index: str, passage_index: str) -> str:
         "collect(DISTINCT e) AS episodes "
         "RETURN turns AS turns_similar, [e IN episodes | "
         "{uuid: e.uuid, content: e.content, valid_at: e.valid_at}] AS turn_episodes } "
-        "RETURN facts, entities, episode_words, turns_similar, turn_episodes"
+        "RETURN episode_words, turns_similar, turn_episodes"
     )
+    return _Statements(facts, entities, passages_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +197,7 @@ class HybridQuery:
     def __init__(self, driver: GraphDriver, vectors: VectorSearch) -> None:
         self._driver = driver
         self._vectors = vectors
-        self._statements: dict[tuple[str, str, str], str] = {}
+        self._statements: dict[tuple[str, str, str], _Statements] = {}
 
     def available(self) -> bool:
         return self._vectors.filtered_names() is not None
@@ -197,29 +217,34 @@ class HybridQuery:
         names = self._vectors.filtered_names()
         if names is None:
             return None
-        statement = self._statements.get(names)
-        if statement is None:
-            statement = _statement(*(quoted(name) for name in names))
-            self._statements[names] = statement
-        lucene = search_utils.fulltext_query(query, [group_id], self._driver)
+        statements = self._statements.get(names)
+        if statements is None:
+            statements = _statements(*(quoted(name) for name in names))
+            self._statements[names] = statements
+        params = {
+            "group_id": group_id,
+            "vector": list(vector),
+            "reference_time": reference_time,
+            "lucene": search_utils.fulltext_query(query, [group_id], self._driver),
+            "per_list": 2 * limit,
+            "asked": 2 * limit * FILTER_MARGIN,
+            "names_asked": 2 * limit * FILTERED_MARGIN,
+            "turns_asked": 2 * limit * FILTERED_MARGIN,
+            "limit": limit,
+            "min_score": MIN_SCORE,
+            "passage_candidates": 2 * limit,
+        }
+        asked = [statements.facts, statements.entities]
+        if with_passages:
+            asked.append(statements.passages)
         try:
-            result = await self._driver.execute_query(
-                statement,
-                params={
-                    "group_id": group_id,
-                    "vector": list(vector),
-                    "reference_time": reference_time,
-                    "lucene": lucene,
-                    "per_list": 2 * limit,
-                    "asked": 2 * limit * FILTER_MARGIN,
-                    "names_asked": 2 * limit * FILTERED_MARGIN,
-                    "turns_asked": 2 * limit * FILTERED_MARGIN,
-                    "limit": limit,
-                    "min_score": MIN_SCORE,
-                    "passages": with_passages,
-                    "passage_candidates": 2 * limit,
-                },
-                routing_="r",
+            # Concurrent: Neo4j runs each statement on one thread, so three of them use the
+            # server's cores where one would queue its searches behind each other.
+            results = await asyncio.gather(
+                *(
+                    self._driver.execute_query(statement, params=params, routing_="r")
+                    for statement in asked
+                )
             )
         except ClientError as exc:
             # An index dropped or replaced since it was checked: the per-search path answers
@@ -227,21 +252,24 @@ class HybridQuery:
             self._vectors.forget_filtered(f"the one-statement search failed: {exc.code}")
             return None
         self._vectors.stats.hybrid += 1
-        record = result.records[0]
-        found = passages.rank(
-            record["episode_words"],
-            passages.similar_by_episode(record["turns_similar"], record["turn_episodes"]),
-            query=query,
-            limit=limit,
-        )
+        facts, entities = results[0].records[0], results[1].records[0]
+        found: list[passages.Passage] = []
+        if with_passages:
+            quotes = results[2].records[0]
+            found = passages.rank(
+                quotes["episode_words"],
+                passages.similar_by_episode(quotes["turns_similar"], quotes["turn_episodes"]),
+                query=query,
+                limit=limit,
+            )
         return HybridAnswer(
             facts=[
                 (get_entity_edge_from_record(item["row"], self._driver.provider), item["score"])
-                for item in record["facts"]
+                for item in facts["facts"]
             ],
             entities=[
                 (get_entity_node_from_record(item["row"], self._driver.provider), item["score"])
-                for item in record["entities"]
+                for item in entities["entities"]
             ],
-            passages=found if with_passages else [],
+            passages=found,
         )
