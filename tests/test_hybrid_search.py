@@ -36,6 +36,28 @@ pytestmark = pytest.mark.graph
 
 DIM = 256  # every test group's dimension (tests/support/api.py)
 LIMIT = 10
+_FLAVOUR = [
+    "quietly",
+    "eagerly",
+    "reluctantly",
+    "happily",
+    "finally",
+    "again",
+    "twice",
+    "early",
+    "late",
+    "maybe",
+    "surely",
+    "apparently",
+    "sadly",
+    "luckily",
+    "oddly",
+    "honestly",
+    "briefly",
+    "gladly",
+    "nervously",
+    "calmly",
+]
 REFERENCE = datetime(2026, 6, 1, tzinfo=UTC)
 QUERIES = [*AGREEMENT_QUERIES[::5], "dentist", "what did Priya plan", "Lisbon flight"]
 
@@ -84,6 +106,9 @@ async def _write_group(driver: Neo4jDriver, group: str, facts: int) -> None:
     edges = []
     for i in range(facts):
         person, thing, text = fact_text(rng, i)
+        # Words of their own, so that no two facts score exactly alike: among equal scores the
+        # vector index and the exact scan may order differently, which fusion would carry on.
+        text += " " + " ".join(rng.sample(_FLAVOUR, rng.randint(1, 4)))
         day = REFERENCE - timedelta(days=rng.randint(-30, 300))
         end = REFERENCE + timedelta(days=rng.randint(-60, 60))
         edges.append(

@@ -45,6 +45,7 @@ from service.graph.vector_search import (
     FILTERED_MARGIN,
     NODE_COLUMNS,
     VectorSearch,
+    filtered_candidates,
     quoted,
 )
 
@@ -227,9 +228,9 @@ class HybridQuery:
             "reference_time": reference_time,
             "lucene": search_utils.fulltext_query(query, [group_id], self._driver),
             "per_list": 2 * limit,
-            "asked": 2 * limit * FILTER_MARGIN,
-            "names_asked": 2 * limit * FILTERED_MARGIN,
-            "turns_asked": 2 * limit * FILTERED_MARGIN,
+            "asked": filtered_candidates(2 * limit, FILTER_MARGIN),
+            "names_asked": filtered_candidates(2 * limit),
+            "turns_asked": filtered_candidates(2 * limit),
             "limit": limit,
             "min_score": MIN_SCORE,
             "passage_candidates": 2 * limit,

@@ -516,6 +516,8 @@ async def index_agreement(group: str, queries: list[str]) -> tuple[int, int, int
     memory = await graph_module.GraphMemory.create(Settings.from_env(service_env(API_PORT)))
     await memory.prepare()
     plain = plain_driver(NEO4J_URI)
+    if plain._init_task is not None:  # its index creation, scheduled in this running loop
+        await plain._init_task
     embedder = HashingEmbedder(DIM)
     same = same_scores = 0
     try:
