@@ -54,6 +54,12 @@ QUERIES = [
     "car repair cost",
 ]
 
+# Many more queries than QUERIES, for how often the similarity search's top 10 is the exact
+# scan's: a person and a thing, a verb and a thing.
+AGREEMENT_QUERIES = [f"{p} {t}" for p, t in zip(PEOPLE * 3, THINGS * 3, strict=False)][:50] + [
+    f"{v} {t}" for v, t in zip(VERBS * 5, reversed(THINGS * 3), strict=False)
+][:50]
+
 BATCH = 2_000
 TURNS_PER_EPISODE = 10
 
