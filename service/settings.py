@@ -1,6 +1,6 @@
 """Process settings, read once from the environment at start-up.
 
-Names and defaults are fixed by DESIGN.md; README.md's configuration table lists them all.
+README.md's configuration table lists every setting, its default and what it does.
 """
 
 import json

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start and stop the real backing services for development and tests on a machine without Docker:
 # Redis (Debian `redis-server`, AOF persistence) and Neo4j embedded in a JVM (deploy/neo4j-embedded),
-# either Neo4j 2026.08.1 (the default) or 5.26 LTS. See DESIGN.md, "Running the pieces without
-# Docker".
+# either Neo4j 2026.08.1 (the default) or 5.26 LTS. README.md ("Run it") says how make run
+# and make test use it.
 #
 # Usage: deploy/dev/services.sh COMMAND
 #   install                 install what the chosen Neo4j needs if missing: redis-server and maven
