@@ -31,6 +31,7 @@ class FlushPolicy:
     max_attempts: int
     backoff_base_ms: int
     backoff_max_ms: int
+    episode_timeout_seconds: float = 900.0
 
 
 @dataclass(slots=True)
@@ -216,19 +217,24 @@ class Flusher:
                 entry.tenant_id, entry.user_id, entry.session_id, entry.generation, index
             )
             part = f" part {index + 1}/{len(chunks)}" if len(chunks) > 1 else ""
-            outcome = await self._graph.add_transcript_episode(
-                uuid=uuid,
-                group_id=group,
-                name=f"session {entry.session_id}{part}",
-                body=self._redactor.redact(episode_body(chunk)),
-                reference_time=msgspec.convert(chunk[0].timestamp, datetime),
-                source_description=(
-                    f"synapse session transcript; tenant {entry.tenant_id}; persona {persona}; "
-                    f"session {entry.session_id}{part}"
+            # Bounded: see Settings.janitor_episode_timeout_seconds. A TimeoutError is a failure
+            # like any other: retried with backoff, the lease released.
+            outcome = await asyncio.wait_for(
+                self._graph.add_transcript_episode(
+                    uuid=uuid,
+                    group_id=group,
+                    name=f"session {entry.session_id}{part}",
+                    body=self._redactor.redact(episode_body(chunk)),
+                    reference_time=msgspec.convert(chunk[0].timestamp, datetime),
+                    source_description=(
+                        f"synapse session transcript; tenant {entry.tenant_id}; persona {persona}; "
+                        f"session {entry.session_id}{part}"
+                    ),
+                    previous_episode_uuids=[p for p in previous if p != uuid],
+                    fence=lease.fence,
+                    still_held=keeper.held,
                 ),
-                previous_episode_uuids=[p for p in previous if p != uuid],
-                fence=lease.fence,
-                still_held=keeper.held,
+                self._policy.episode_timeout_seconds,
             )
             charge = None
             if not outcome.skipped:

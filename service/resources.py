@@ -83,6 +83,7 @@ class Resources:
         policy = FlushPolicy(
             lease_ms=settings.janitor_lease_seconds * 1000,
             max_attempts=settings.janitor_max_attempts,
+            episode_timeout_seconds=settings.janitor_episode_timeout_seconds,
             backoff_base_ms=settings.janitor_backoff_base_ms,
             backoff_max_ms=settings.janitor_backoff_max_ms,
         )

@@ -73,6 +73,10 @@ class Settings:
     # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
     janitor_lease_seconds: int = 60
     janitor_max_attempts: int = 12
+    # An episode's write (extraction, embeddings, the graph) is abandoned and retried with
+    # backoff after this long: a dependency that accepts a request and never answers would
+    # otherwise hold the user's lease, renewed forever, and block their memory.
+    janitor_episode_timeout_seconds: int = 900
     janitor_backoff_base_ms: int = 5_000
     janitor_backoff_max_ms: int = 15 * 60 * 1000
     janitor_max_jobs: int = 8
@@ -268,6 +272,12 @@ class Settings:
             query_passages=flag("QUERY_PASSAGES", defaults.query_passages),
             janitor_lease_seconds=integer(
                 "JANITOR_LEASE_SECONDS", defaults.janitor_lease_seconds, low=1, high=3600
+            ),
+            janitor_episode_timeout_seconds=integer(
+                "JANITOR_EPISODE_TIMEOUT_SECONDS",
+                defaults.janitor_episode_timeout_seconds,
+                low=1,
+                high=24 * 3600,
             ),
             janitor_max_attempts=integer(
                 "JANITOR_MAX_ATTEMPTS", defaults.janitor_max_attempts, low=1, high=100

@@ -30,6 +30,7 @@ from service.graph.keywords import keywords
 from service.graph.vector_search import supports_filtered_vector_search
 from service.settings import Settings
 from tests.bench.seed_graph import AGREEMENT_QUERIES, PEOPLE, THINGS, fact_text
+from tests.support.graph_probe import neo4j_version
 from tests.support.plain_graphiti import plain_graphiti
 
 pytestmark = pytest.mark.graph
@@ -140,6 +141,8 @@ async def _write_group(driver: Neo4jDriver, group: str, facts: int) -> None:
 async def group(graph_uri: str) -> AsyncIterator[str]:
     name = f"hy_{uuid.uuid4().hex[:16]}"
     driver = Neo4jDriver(graph_uri, "neo4j", "", database="neo4j")
+    if driver._init_task is not None:  # its index creation, scheduled in this running loop
+        await driver._init_task
     await _write_group(driver, name, 300)
     yield name
     await driver.execute_query("MATCH (n {group_id: $g}) DETACH DELETE n", params={"g": name})
@@ -147,15 +150,7 @@ async def group(graph_uri: str) -> AsyncIterator[str]:
 
 
 async def _server_filters(uri: str) -> bool:
-    driver = Neo4jDriver(uri, "neo4j", "", database="neo4j")
-    try:
-        result = await driver.execute_query(
-            "CALL dbms.components() YIELD name, versions WHERE name = 'Neo4j Kernel' "
-            "RETURN versions[0] AS version"
-        )
-    finally:
-        await driver.close()
-    return supports_filtered_vector_search(str(result.records[0]["version"]))
+    return supports_filtered_vector_search(await neo4j_version(uri))
 
 
 async def test_memory_search_returns_graphitis_own_answer(graph_uri: str, group: str) -> None:
