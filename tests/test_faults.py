@@ -224,3 +224,28 @@ async def test_janitors_killed_again_and_again_leave_exactly_the_episodes(
         )
         assert [e["name"] for e in episodes] == ["session s1", "session s2"]
         assert len(names) == len(set(names)), names
+
+
+async def test_a_model_that_never_answers_does_not_hold_the_user_forever(
+    stack_factory: StackFactory, standin_fresh: StandinServer, tenant: str, graph_probe: GraphProbe
+) -> None:
+    # The model's own timeout is far away (and retried); the episode's bound is what ends it.
+    stack = await stack_factory(
+        LLM_TIMEOUT_SECONDS="600", LLM_MAX_RETRIES="0", JANITOR_EPISODE_TIMEOUT_SECONDS="2"
+    )
+    standin_fresh.set_latency(300.0)
+    await stack.client.ingest(turn(tenant, "I need to renew my passport"))
+    await stack.close(tenant)
+
+    outbox = await stack.outbox_when(
+        tenant, lambda o: o["entries"] and o["entries"][0]["attempts"] >= 2, "abandoned attempts"
+    )
+    assert "TimeoutError" in outbox["entries"][0]["lastError"]
+    standin_fresh.set_latency(0.0)
+
+    await eventually(
+        lambda: graph_probe.processed_episode_count(group_id(tenant, "user-1")),
+        lambda n: n == 1,
+        what="the episode once the model answers again",
+    )
+    assert await graph_probe.episode_count(group_id(tenant, "user-1")) == 1
