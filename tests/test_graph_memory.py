@@ -438,8 +438,11 @@ async def test_llm_calls_and_tokens_are_counted_per_episode_user_and_tenant(
             dict[str, Any], (await stack.debug("user", tenantId=tenant, userId="user-1")).json()
         )
 
+    # The view reads its parts one after another, not as one snapshot: wait for both.
     user = await eventually(
-        user_view, lambda view: view["usage"]["episodes"] > 0, what="the episode's cost booked"
+        user_view,
+        lambda view: view["usage"]["episodes"] > 0 and bool(view["recentCosts"]),
+        what="the episode's cost booked",
     )
     outbox = (await stack.debug("outbox", tenantId=tenant)).json()
 
