@@ -26,8 +26,9 @@ from graphiti_core.search.search_filters import ComparisonOperator, DateFilter, 
 from graphiti_core.utils.bulk_utils import add_nodes_and_edges_bulk
 
 from service.graph import GraphMemory, HashingEmbedder
+from service.graph.hybrid import HybridQuery
 from service.graph.keywords import keywords
-from service.graph.vector_search import supports_filtered_vector_search
+from service.graph.vector_search import VectorSearch, supports_filtered_vector_search
 from service.settings import Settings
 from tests.bench.seed_graph import AGREEMENT_QUERIES, PEOPLE, THINGS, fact_text
 from tests.support.graph_probe import neo4j_version
@@ -208,3 +209,57 @@ async def test_memory_search_returns_graphitis_own_answer(graph_uri: str, group:
         assert memory.vector_search_stats.hybrid == len(QUERIES)
     else:
         assert invalid_seen > 0
+
+
+async def test_a_group_asked_without_the_filter_gets_the_same_answer(
+    graph_uri: str, group: str
+) -> None:
+    """A group holding most of an index is searched in it without the group filter, for
+    proportionally more neighbours (vector_search.UNFILTERED_SHARE). Forced here for any
+    share: the answer must still be Graphiti's own, and the index must have been asked that
+    way. On 5.x the one statement, and so this path, is not offered at all."""
+    driver = Neo4jDriver(graph_uri, "neo4j", "", database="neo4j")
+    if driver._init_task is not None:
+        await driver._init_task
+    vectors = VectorSearch.install(
+        driver, dimensions=DIM, max_candidates=1_000_000, unfiltered_share=0.0
+    )
+    await vectors.ensure_indexes()
+    hybrid = HybridQuery(driver, vectors)
+    embedder = HashingEmbedder(DIM)
+    plain = await plain_graphiti(graph_uri, DIM)
+    try:
+        if not await _server_filters(graph_uri):
+            assert not hybrid.available()
+            return
+        await vectors.count_shares(group)
+        for query in QUERIES:
+            words, vector = keywords(query), await embedder.create([query])
+            got = await hybrid.search(
+                group_id=group,
+                query=words,
+                vector=vector,
+                limit=LIMIT,
+                reference_time=REFERENCE,
+                with_passages=False,
+            )
+            want = await plain.search_(
+                words,
+                config=_recipe(LIMIT),
+                group_ids=[group],
+                query_vector=vector,
+                search_filter=_valid_filters(REFERENCE),
+            )
+            assert got is not None
+            assert [(e.fact, s) for e, s in got.facts] == [
+                (e.fact, s) for e, s in zip(want.edges, want.edge_reranker_scores, strict=True)
+            ], query
+            assert [n.uuid for n, _ in got.entities] == [n.uuid for n in want.nodes][:LIMIT]
+        assert vectors.stats.wide == 2 * len(QUERIES)
+        # Mostly answered that way, not by the filtered search a short answer falls back to
+        # (the group's neighbours among the wide ask vary with the rest of the test database).
+        assert vectors.stats.narrowed < vectors.stats.wide / 2, vectors.stats
+    finally:
+        await plain.close()
+        await vectors.close()
+        await driver.close()

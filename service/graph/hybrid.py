@@ -22,7 +22,8 @@ plain driver), with these choices:
 - the similarity searches use the filtered vector indexes (service/graph/vector_search.py),
   asking more neighbours than kept (the HNSW search is approximate, and facts not valid at
   the reference time are dropped after it), then keeping the best 2 x limit above the
-  threshold;
+  threshold; a group holding most of an index asks it without the filter for proportionally
+  more neighbours and keeps its own (vector_search.UNFILTERED_SHARE says why);
 - fusion is graphiti_core's `rrf` (1 / rank per list, summed; ties in order of first
   appearance: full-text list first), computed in Cypher; two lists give each item at most two
   terms, so the floating-point sums are the same as Python's.
@@ -105,7 +106,49 @@ class _Statements:
     passages: str
 
 
-def _statements(fact_index: str, name_index: str, passage_index: str) -> _Statements:
+def _nearest(
+    match: str,
+    var: str,
+    index: str,
+    *,
+    wide: bool,
+    asked: str,
+    wide_asked: str,
+    body: str,
+    outputs: str,
+    short: str,
+) -> str:
+    """A subquery finding the group's nearest neighbours in a vector index, then `body` (rows
+    of `var` and `score`, ending in a RETURN of `outputs`), plus a `short` column.
+
+    Inside the group (filtered), `short` is false. Without the filter (`wide`: a group holding
+    most of the index, vector_search.UNFILTERED_SHARE) the index is asked `$wide_asked`
+    neighbours of every group and the group's kept; `short` says they were fewer than the
+    filtered search's `$asked` while the index had more to give (the group's share was
+    overestimated): the caller then runs the statement filtered."""
+    if not wide:
+        return (
+            f"CALL () {{ {match} SEARCH {var} IN (VECTOR INDEX {index} FOR $vector "
+            f"WHERE {var}.group_id = $group_id LIMIT ${asked}) SCORE AS score "
+            # Outside the subquery: beside its aggregation the constant would be a grouping
+            # key, and an empty search would then return no row at all.
+            f"{body} }} WITH *, false AS {short} "
+        )
+    return (
+        f"CALL () {{ {match} SEARCH {var} IN (VECTOR INDEX {index} FOR $vector "
+        f"LIMIT ${wide_asked}) SCORE AS score "
+        "WITH count(*) AS returned, "
+        f"collect(CASE WHEN {var}.group_id = $group_id THEN {{hit: {var}, score: score}} END) "
+        "AS mine "
+        f"CALL (mine) {{ UNWIND mine AS found WITH found.hit AS {var}, found.score AS score "
+        f"{body} }} "
+        f"RETURN {outputs}, returned = ${wide_asked} AND size(mine) < ${asked} AS {short} }} "
+    )
+
+
+def _statements(
+    fact_index: str, name_index: str, passage_index: str, wide: tuple[bool, bool, bool]
+) -> _Statements:
     edge_row = _as_map(EDGE_COLUMNS)
     node_row = _as_map(NODE_COLUMNS)
     facts = (
@@ -118,21 +161,30 @@ def _statements(fact_index: str, name_index: str, passage_index: str) -> _Statem
         f"WHERE n:Entity AND m:Entity AND e.group_id = $group_id AND {_VALID} "
         "WITH e, score ORDER BY score DESC LIMIT $per_list "
         "RETURN collect(e.uuid) AS edge_words } "
-        # facts by similarity, inside the group
-        "CALL () { MATCH ()-[e:RELATES_TO]->() "
-        f"SEARCH e IN (VECTOR INDEX {fact_index} FOR $vector WHERE e.group_id = $group_id "
-        "LIMIT $asked) SCORE AS score "
-        "WITH e, score, startNode(e) AS n, endNode(e) AS m "
-        f"WHERE n:Entity AND m:Entity AND score > $min_score AND {_VALID} "
-        "WITH e, score ORDER BY score DESC LIMIT $per_list "
-        "RETURN collect(e.uuid) AS edge_similar } "
+        # facts by similarity
+        + _nearest(
+            "MATCH ()-[e:RELATES_TO]->()",
+            "e",
+            fact_index,
+            wide=wide[0],
+            asked="asked",
+            wide_asked="facts_wide",
+            body=(
+                "WITH e, score, startNode(e) AS n, endNode(e) AS m "
+                f"WHERE n:Entity AND m:Entity AND score > $min_score AND {_VALID} "
+                "WITH e, score ORDER BY score DESC LIMIT $per_list "
+                "RETURN collect(e.uuid) AS edge_similar"
+            ),
+            outputs="edge_similar",
+            short="short",
+        )
         # fusion, then only the kept rows are read
-        "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
+        + "CALL (edge_words, edge_similar) { WITH [edge_words, edge_similar] AS lists "
         + _FUSE
         + "MATCH (n:Entity)-[e:RELATES_TO {uuid: uuid}]->(m:Entity) "
         f"WITH score, first, {edge_row} AS row ORDER BY score DESC, first ASC "
         "RETURN collect({row: row, score: score}) AS facts } "
-        "RETURN facts"
+        "RETURN facts, short"
     )
     entities = (
         "CYPHER 25 "
@@ -143,19 +195,28 @@ def _statements(fact_index: str, name_index: str, passage_index: str) -> _Statem
         "WITH n, score WHERE n:Entity AND n.group_id = $group_id "
         "WITH n, score ORDER BY score DESC LIMIT $per_list "
         "RETURN collect(n.uuid) AS node_words } "
-        # entities by similarity, inside the group
-        "CALL () { MATCH (n:Entity) "
-        f"SEARCH n IN (VECTOR INDEX {name_index} FOR $vector WHERE n.group_id = $group_id "
-        "LIMIT $names_asked) SCORE AS score "
-        "WITH n, score WHERE score > $min_score "
-        "WITH n, score ORDER BY score DESC LIMIT $per_list "
-        "RETURN collect(n.uuid) AS node_similar } "
-        "CALL (node_words, node_similar) { WITH [node_words, node_similar] AS lists "
+        # entities by similarity
+        + _nearest(
+            "MATCH (n:Entity)",
+            "n",
+            name_index,
+            wide=wide[1],
+            asked="names_asked",
+            wide_asked="names_wide",
+            body=(
+                "WITH n, score WHERE score > $min_score "
+                "WITH n, score ORDER BY score DESC LIMIT $per_list "
+                "RETURN collect(n.uuid) AS node_similar"
+            ),
+            outputs="node_similar",
+            short="short",
+        )
+        + "CALL (node_words, node_similar) { WITH [node_words, node_similar] AS lists "
         + _FUSE
         + "MATCH (n:Entity {uuid: uuid}) "
         f"WITH score, first, {node_row} AS row ORDER BY score DESC, first ASC "
         "RETURN collect({row: row, score: score}) AS entities } "
-        "RETURN entities"
+        "RETURN entities, short"
     )
     passages_ = (
         "CYPHER 25 "
@@ -167,19 +228,28 @@ def _statements(fact_index: str, name_index: str, passage_index: str) -> _Statem
         "WITH e, score ORDER BY score DESC LIMIT $passage_candidates "
         "RETURN collect({uuid: e.uuid, content: e.content, valid_at: e.valid_at}) "
         "AS episode_words } "
-        "CALL () { MATCH (p:SynapsePassage) "
-        f"SEARCH p IN (VECTOR INDEX {passage_index} FOR $vector WHERE p.group_id = $group_id "
-        "LIMIT $turns_asked) SCORE AS score "
-        "WITH p, score WHERE score > $min_score "
-        "MATCH (e:Episodic {uuid: p.episode_uuid}) "
-        "WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
-        "WITH p, e, score ORDER BY score DESC LIMIT $passage_candidates "
-        # Each episode's text once, however many of its turns were found.
-        "WITH collect({uuid: e.uuid, line: p.line, score: score}) AS turns, "
-        "collect(DISTINCT e) AS episodes "
-        "RETURN turns AS turns_similar, [e IN episodes | "
-        "{uuid: e.uuid, content: e.content, valid_at: e.valid_at}] AS turn_episodes } "
-        "RETURN episode_words, turns_similar, turn_episodes"
+        + _nearest(
+            "MATCH (p:SynapsePassage)",
+            "p",
+            passage_index,
+            wide=wide[2],
+            asked="turns_asked",
+            wide_asked="turns_wide",
+            body=(
+                "WITH p, score WHERE score > $min_score "
+                "MATCH (e:Episodic {uuid: p.episode_uuid}) "
+                "WHERE e.group_id = $group_id AND e.valid_at <= $reference_time "
+                "WITH p, e, score ORDER BY score DESC LIMIT $passage_candidates "
+                # Each episode's text once, however many of its turns were found.
+                "WITH collect({uuid: e.uuid, line: p.line, score: score}) AS turns, "
+                "collect(DISTINCT e) AS episodes "
+                "RETURN turns AS turns_similar, [e IN episodes | "
+                "{uuid: e.uuid, content: e.content, valid_at: e.valid_at}] AS turn_episodes"
+            ),
+            outputs="turns_similar, turn_episodes",
+            short="short",
+        )
+        + "RETURN episode_words, turns_similar, turn_episodes, short"
     )
     return _Statements(facts, entities, passages_)
 
@@ -198,7 +268,17 @@ class HybridQuery:
     def __init__(self, driver: GraphDriver, vectors: VectorSearch) -> None:
         self._driver = driver
         self._vectors = vectors
-        self._statements: dict[tuple[str, str, str], _Statements] = {}
+        self._statements: dict[
+            tuple[tuple[str, str, str], tuple[bool, bool, bool]], _Statements
+        ] = {}
+
+    def _built(self, names: tuple[str, str, str], wide: tuple[bool, bool, bool]) -> _Statements:
+        statements = self._statements.get((names, wide))
+        if statements is None:
+            fact_index, name_index, passage_index = (quoted(name) for name in names)
+            statements = _statements(fact_index, name_index, passage_index, wide)
+            self._statements[(names, wide)] = statements
+        return statements
 
     def available(self) -> bool:
         return self._vectors.filtered_names() is not None
@@ -218,48 +298,68 @@ class HybridQuery:
         names = self._vectors.filtered_names()
         if names is None:
             return None
-        statements = self._statements.get(names)
-        if statements is None:
-            statements = _statements(*(quoted(name) for name in names))
-            self._statements[names] = statements
+        asked = filtered_candidates(2 * limit, FILTER_MARGIN)
+        names_asked = filtered_candidates(2 * limit)
+        # Passages are quotes, not compared with any exact answer: no floor, so their search
+        # stays cheap (with it, one in-process run at 100k facts and turns measured 53 ms p50
+        # for the whole search, against 31-38 ms in runs without it).
+        turns_asked = 2 * limit * FILTERED_MARGIN
+        wide = self._vectors.unfiltered_asks(group_id, (asked, names_asked, turns_asked))
         params = {
             "group_id": group_id,
             "vector": list(vector),
             "reference_time": reference_time,
             "lucene": search_utils.fulltext_query(query, [group_id], self._driver),
             "per_list": 2 * limit,
-            "asked": filtered_candidates(2 * limit, FILTER_MARGIN),
-            "names_asked": filtered_candidates(2 * limit),
-            # Passages are quotes, not compared with any exact answer: no floor, so their
-            # search stays cheap (with it, one in-process run at 100k facts and turns measured
-            # 53 ms p50 for the whole search, against 31-38 ms in runs without it).
-            "turns_asked": 2 * limit * FILTERED_MARGIN,
+            "asked": asked,
+            "names_asked": names_asked,
+            "turns_asked": turns_asked,
+            "facts_wide": wide[0] or 0,
+            "names_wide": wide[1] or 0,
+            "turns_wide": wide[2] or 0,
             "limit": limit,
             "min_score": MIN_SCORE,
             "passage_candidates": 2 * limit,
         }
-        asked = [statements.facts, statements.entities]
+        flags = (wide[0] is not None, wide[1] is not None, wide[2] is not None)
+        chosen = self._built(names, flags)
+        asked_of = [chosen.facts, chosen.entities]
         if with_passages:
-            asked.append(statements.passages)
+            asked_of.append(chosen.passages)
         try:
             # Concurrent: Neo4j runs each statement on one thread, so three of them use the
             # server's cores where one would queue its searches behind each other.
-            results = await asyncio.gather(
-                *(
-                    self._driver.execute_query(statement, params=params, routing_="r")
-                    for statement in asked
+            results = [
+                result.records[0]
+                for result in await asyncio.gather(
+                    *(
+                        self._driver.execute_query(statement, params=params, routing_="r")
+                        for statement in asked_of
+                    )
                 )
-            )
+            ]
+            # A search without the group filter that found too few of the group's neighbours
+            # (its share was overestimated) is asked again inside the group.
+            filtered = self._built(names, (False, False, False))
+            again = (filtered.facts, filtered.entities, filtered.passages)
+            for position, record in enumerate(results):
+                if record["short"]:
+                    self._vectors.stats.narrowed += 1
+                    redo = await self._driver.execute_query(
+                        again[position], params=params, routing_="r"
+                    )
+                    results[position] = redo.records[0]
         except ClientError as exc:
             # An index dropped or replaced since it was checked: the per-search path answers
             # while VectorSearch looks at the indexes again.
             self._vectors.forget_filtered(f"the one-statement search failed: {exc.code}")
             return None
+        self._vectors.stats.wide += sum(flags[: len(asked_of)])
         self._vectors.stats.hybrid += 1
-        facts, entities = results[0].records[0], results[1].records[0]
+        facts, entities = results[0], results[1]
         found: list[passages.Passage] = []
         if with_passages:
-            quotes = results[2].records[0]
+            quotes = results[2]
             found = passages.rank(
                 quotes["episode_words"],
                 passages.similar_by_episode(quotes["turns_similar"], quotes["turn_episodes"]),
