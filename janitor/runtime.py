@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from service.flushing import Flusher
 from service.graph import GraphMemory
 from service.jobs import JobQueue
-from service.keys import UserKeys
 from service.metrics import JanitorMetrics
-from service.outbox import Outbox
-from service.session_store import SessionStore
+from service.store.layout import UserKeys
+from service.store.outbox import Outbox
+from service.store.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 

@@ -13,24 +13,21 @@ import sys
 from typing import Any
 
 from arq import Retry
-from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
 from janitor.runtime import JanitorLoops, Pump, Retention, Sweeper
 from service.graph import LlmRateLimited
-from service.jobs import REFRESH_SUMMARY
-from service.keys import UserKeys
+from service.jobs import REFRESH_SUMMARY, queue_settings
 from service.logs import configure_logging
 from service.resources import Resources
 from service.settings import Settings, SettingsError
+from service.store.layout import UserKeys, janitor_health_key
 from service.summaries import Summarizer
 
 logger = logging.getLogger(__name__)
 
-# One health-check key per process: with arq's shared per-queue key, one live replica would vouch
-# for a dead one, and any replica shutting down would delete it for all.
-HEALTH_CHECK_KEY = f"arq:janitor:health-check:{socket.gethostname()}"
+HEALTH_CHECK_KEY = janitor_health_key(socket.gethostname())
 # Shutdown budget for in-flight flushes before they are abandoned to the outbox.
 DRAIN_SECONDS = 20.0
 SUMMARY_RETRY_SECONDS = 30
@@ -49,7 +46,7 @@ def _startup(settings: Settings) -> WorkerCoroutine:
         resources = await Resources.open(settings)
         ctx["resources"] = resources
         ctx["summarizer"] = Summarizer(
-            resources.redis,
+            resources.redis_store.summaries,
             resources.graph,
             resources.redactor,
             max_chars=settings.summary_max_chars,
@@ -94,7 +91,7 @@ def functions() -> list[Function]:
 def create_worker(settings: Settings) -> Worker:
     return Worker(
         functions=functions(),
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_settings=queue_settings(settings),
         on_startup=_startup(settings),
         on_shutdown=_shutdown,
         max_jobs=settings.janitor_max_jobs,
@@ -107,9 +104,10 @@ def create_worker(settings: Settings) -> Worker:
 
 
 class WorkerSettings:
-    """For `arq --check janitor.worker.WorkerSettings`: only the Redis location is read."""
+    """For `arq --check janitor.worker.WorkerSettings`: only the queue's location is read, from
+    the same environment as the janitor's."""
 
-    redis_settings = RedisSettings.from_dsn(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_settings = queue_settings(Settings.from_env(os.environ))
     functions = functions()
     health_check_key = HEALTH_CHECK_KEY
 

@@ -11,8 +11,8 @@ from contracts import (
     Turn,
 )
 from service import clock
-from service.keys import UserKeys
-from service.session_store import SessionStore
+from service.store.layout import UserKeys
+from service.store.sessions import SessionStore
 
 
 async def build_brief(

@@ -12,8 +12,8 @@ from contracts import (
 )
 from service.errors import NotFound
 from service.jobs import JobQueue
-from service.keys import SessionKeys, UserKeys
-from service.session_store import NewTurn, SessionStore
+from service.store.layout import SessionKeys, UserKeys
+from service.store.sessions import NewTurn, SessionStore
 
 _POLL_SECONDS = 0.1
 

@@ -24,18 +24,10 @@ from contracts import (
 from service.clock import iso_utc
 from service.episodes import group_id
 from service.graph import GraphMemory
-from service.keys import (
-    IDLE_INDEX,
-    OUTBOX_DEAD,
-    OUTBOX_DUE,
-    UserKeys,
-    entry_key,
-    entry_turns_key,
-    tenant_entries_key,
-)
-from service.outbox import Outbox
-from service.session_store import SessionStore, StoredTurn
-from service.usage import user_costs_key, user_usage_key
+from service.store.layout import UserKeys
+from service.store.outbox import Outbox
+from service.store.sessions import SessionStore, StoredTurn
+from service.store.users import UserFootprints
 
 
 def _turns(stored: list[StoredTurn]) -> list[Turn]:
@@ -48,10 +40,17 @@ def _iso(moment: datetime | None) -> str | None:
 
 class UserData:
     def __init__(
-        self, store: SessionStore, outbox: Outbox, graph: GraphMemory, *, lease_ms: int
+        self,
+        store: SessionStore,
+        outbox: Outbox,
+        footprints: UserFootprints,
+        graph: GraphMemory,
+        *,
+        lease_ms: int,
     ) -> None:
         self._store = store
         self._outbox = outbox
+        self._footprints = footprints
         self._graph = graph
         self._lease_ms = lease_ms
 
@@ -70,7 +69,7 @@ class UserData:
             )
         entries = []
         for entry in await self._outbox.load(await self._outbox.user_entry_ids(user)):
-            transcript = await self._outbox.transcript(entry.entry_id)
+            transcript = await self._outbox.transcript(entry)
             entries.append(
                 ExportedOutboxEntry(
                     entry_id=entry.entry_id,
@@ -121,7 +120,7 @@ class UserData:
         try:
             # Fence the graph first: if Neo4j is down this fails (503) before anything is gone.
             await self._graph.fence_out(group, fence=lease.fence)
-            keys = await self._delete_redis_state(user)
+            keys = await self._footprints.delete(user)
             nodes = await self._graph.delete_group(group)
         finally:
             await self._outbox.release(lease)
@@ -132,32 +131,3 @@ class UserData:
             redis_keys=keys,
             graph_nodes=nodes,
         )
-
-    async def _delete_redis_state(self, user: UserKeys) -> int:
-        sessions = [s for s, _ in await self._store.sessions_by_activity(user)]
-        entry_ids = await self._outbox.user_entry_ids(user)
-        keys = [
-            user.profile,
-            user.sessions,
-            user.outbox,
-            user.episodes,
-            user.summary_pending,
-            user_usage_key(user),
-            user_costs_key(user),
-        ]
-        for session in sessions:
-            keys += [session.meta, session.buffer, session.seen, session.recent]
-        for entry_id in entry_ids:
-            keys += [entry_key(entry_id), entry_turns_key(entry_id)]
-        redis = self._store.redis
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys)
-            if sessions:
-                pipe.zrem(IDLE_INDEX, *[s.idle_member for s in sessions])
-            if entry_ids:
-                pipe.zrem(OUTBOX_DEAD, *entry_ids)
-                pipe.zrem(tenant_entries_key(user.tenant_id), *entry_ids)
-            pipe.zrem(OUTBOX_DUE, user.ref)
-            results = await pipe.execute()
-        removed: int = results[0]
-        return removed

@@ -14,13 +14,19 @@ from datetime import datetime
 import msgspec
 from redis.exceptions import RedisError
 
-from service.episodes import chunk_transcript, episode_body, episode_uuid, group_id
+from service.episodes import (
+    TranscriptLine,
+    chunk_transcript,
+    episode_body,
+    episode_uuid,
+    group_id,
+)
 from service.graph import GraphMemory, LlmRateLimited, StaleWriter
-from service.keys import UserKeys
 from service.metrics import JanitorMetrics
-from service.outbox import FailOutcome, Lease, Outbox, OutboxEntry
 from service.redaction import Redactor
-from service.usage import EpisodeCost, UsageLedger
+from service.store.layout import UserKeys
+from service.store.outbox import FailOutcome, Lease, Outbox, OutboxEntry
+from service.store.usage import EpisodeCost, UsageLedger
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +213,12 @@ class Flusher:
 
     async def _emit(self, lease: Lease, keeper: LeaseKeeper, entry: OutboxEntry) -> None:
         user = lease.user
-        chunks = chunk_transcript(await self._outbox.transcript(entry.entry_id))
+        chunks = chunk_transcript(
+            [
+                TranscriptLine(role=t.role, text=t.text, timestamp=t.timestamp)
+                for t in await self._outbox.transcript(entry)
+            ]
+        )
         group = group_id(entry.tenant_id, entry.user_id)
         previous = await self._outbox.recent_episodes(user)
         persona = entry.persona_id or "unknown"

@@ -4,8 +4,8 @@ from datetime import datetime
 
 from contracts import IngestRequest, IngestResponse
 from service.jobs import JobQueue
-from service.keys import UserKeys
-from service.session_store import SUMMARY_BACKLOG_CAP, NewTurn, SessionStore
+from service.store.layout import UserKeys
+from service.store.sessions import SUMMARY_BACKLOG_CAP, NewTurn, SessionStore
 
 
 async def ingest_turn(

@@ -27,18 +27,15 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.process_collector import ProcessCollector
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service.keys import IDLE_INDEX, OUTBOX_DEAD, OUTBOX_DUE
-from service.redis_io import resolved
+from service.store.counters import JanitorCounters
+from service.store.outbox import Outbox, OutboxDepth
+from service.store.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-# The janitors' counters, one hash for the whole deployment (a single Redis primary).
-JANITOR_METRICS_KEY = "syn:metrics:janitor"
 
 # Request latency buckets (seconds): the per-turn endpoints live in the low milliseconds, the
 # graph reads in tens to hundreds.
@@ -60,33 +57,6 @@ LATENCY_BUCKETS = (
     10.0,
 )
 SWEEP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0)
-
-# How many users with queued work one outbox-depth script call inspects: it runs inside Redis,
-# so it is bounded to keep every call short however deep the backlog.
-DEPTH_BATCH = 1000
-
-# Counts queued entries and those waiting for a retry, for a slice of the users that have
-# outbox work (the due index). Only a user's head entry can be retrying: entries are flushed in
-# order and a failure reschedules the head. Keys are built from the refs, like every script in
-# service/redis_scripts.py (single primary, not Cluster).
-# KEYS: due; ARGV: start, stop. Returns users seen, queued entries, retrying entries.
-OUTBOX_DEPTH = """
-local refs = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])
-local queued, retrying = 0, 0
-for _, ref in ipairs(refs) do
-  local prefix = 'syn:u:' .. (string.gsub(ref, ' ', ':'))
-  local outbox = prefix .. ':outbox'
-  local n = redis.call('LLEN', outbox)
-  if n > 0 then
-    queued = queued + n
-    local head = redis.call('LINDEX', outbox, 0)
-    if redis.call('HGET', 'syn:ob:e:' .. head, 'state') == 'retrying' then
-      retrying = retrying + 1
-    end
-  end
-end
-return {#refs, queued, retrying}
-"""
 
 
 def _bucket_field(bound: float) -> str:
@@ -125,17 +95,12 @@ class JanitorMetrics:
 
     A failure to record is logged and swallowed: metrics never change a flush's outcome."""
 
-    def __init__(self, redis: "Redis") -> None:
-        self._redis = redis
+    def __init__(self, counters: JanitorCounters) -> None:
+        self._counters = counters
 
     async def _increment(self, counts: dict[str, int], floats: dict[str, float]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name, value in counts.items():
-                    pipe.hincrby(JANITOR_METRICS_KEY, name, value)
-                for name, amount in floats.items():
-                    pipe.hincrbyfloat(JANITOR_METRICS_KEY, name, amount)
-                await pipe.execute()
+            await self._counters.add(counts, floats)
         except RedisError as exc:
             logger.warning("janitor metrics not recorded: %s", type(exc).__name__)
 
@@ -178,13 +143,6 @@ class JanitorMetrics:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxDepth:
-    pending: int
-    retrying: int
-    dead: int
-
-
-@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     """What Redis says about the whole deployment at scrape time."""
 
@@ -194,32 +152,17 @@ class ClusterSnapshot:
 
 
 class ClusterReader:
-    def __init__(self, redis: "Redis") -> None:
-        self._redis = redis
-        self._depth = redis.register_script(OUTBOX_DEPTH)
-
-    async def outbox_depth(self) -> OutboxDepth:
-        queued = retrying = 0
-        start = 0
-        while True:
-            seen, batch_queued, batch_retrying = await self._depth(
-                keys=[OUTBOX_DUE], args=[start, start + DEPTH_BATCH - 1]
-            )
-            queued += int(batch_queued)
-            retrying += int(batch_retrying)
-            if int(seen) < DEPTH_BATCH:
-                break
-            start += DEPTH_BATCH
-        dead = int(await resolved(self._redis.zcard(OUTBOX_DEAD)))
-        return OutboxDepth(pending=queued - retrying, retrying=retrying, dead=dead)
+    def __init__(self, sessions: SessionStore, outbox: Outbox, counters: JanitorCounters) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._counters = counters
 
     async def snapshot(self) -> ClusterSnapshot:
-        depth = await self.outbox_depth()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(IDLE_INDEX)
-            pipe.hgetall(JANITOR_METRICS_KEY)
-            open_sessions, janitor = await pipe.execute()
-        return ClusterSnapshot(outbox=depth, open_sessions=int(open_sessions), janitor=janitor)
+        return ClusterSnapshot(
+            outbox=await self._outbox.depth(),
+            open_sessions=await self._sessions.open_session_count(),
+            janitor=await self._counters.read(),
+        )
 
 
 def _number(fields: dict[str, str], name: str) -> float:

@@ -23,10 +23,10 @@ from service.clock import iso_utc
 from service.episodes import group_id
 from service.flushing import Flusher
 from service.jobs import JobQueue
-from service.keys import SessionKeys, UserKeys
-from service.outbox import Outbox, OutboxEntry
-from service.session_store import SessionStore
-from service.usage import Totals, UsageLedger
+from service.store.layout import SessionKeys, UserKeys
+from service.store.outbox import Outbox, OutboxEntry
+from service.store.sessions import SessionStore
+from service.store.usage import Totals, UsageLedger
 
 
 def _at(ms: int | str | None) -> str | None:

@@ -16,8 +16,8 @@ from contracts import (
 from service import clock
 from service.episodes import group_id
 from service.graph import EpisodeDigest, GraphMemory
-from service.keys import UserKeys
-from service.session_store import SessionStore
+from service.store.layout import UserKeys
+from service.store.sessions import SessionStore
 
 NARRATIVE_EPISODES = 5
 ACTIVE_LOOPS = 10

@@ -6,35 +6,48 @@ Both the API and the janitor build theirs here, so they talk to Redis and Graphi
 import logging
 from dataclasses import dataclass
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.asyncio import Redis
+from arq.connections import ArqRedis, create_pool
 
-from service.audit import AuditLog
 from service.data_rights import UserData
 from service.flushing import Flusher, FlushPolicy
 from service.graph import GraphMemory
-from service.jobs import JobQueue
-from service.metrics import JanitorMetrics
+from service.jobs import JobQueue, close_pool, queue_settings
+from service.metrics import ClusterReader, JanitorMetrics
 from service.operator_views import Operator
-from service.outbox import Outbox
 from service.quotas import Quotas
 from service.redaction import Redactor, build_redactor
-from service.session_store import SessionStore
 from service.settings import Settings
+from service.store.audit import AuditLog
+from service.store.client import Connection, Store
+from service.store.lua import Replication
+from service.store.outbox import Outbox
+from service.store.sessions import SessionStore
+from service.store.usage import UsageLedger
 from service.tenants import TenantDirectory
-from service.usage import UsageLedger
 
 logger = logging.getLogger(__name__)
 
 # Start-up does not wait longer than this for Neo4j; the graph is prepared on first use instead.
 PREPARE_TIMEOUT_SECONDS = 5.0
-PREPARE_LOCK = "syn:lock:graph-prepare"
+
+
+def connection_of(settings: Settings) -> Connection:
+    return Connection(
+        mode=settings.redis_mode,
+        url=settings.redis_url,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password,
+        replication=Replication(
+            replicas=settings.redis_wait_replicas, timeout_ms=settings.redis_wait_timeout_ms
+        ),
+    )
 
 
 @dataclass(slots=True)
 class Resources:
     settings: Settings
-    redis: "Redis"
+    redis_store: Store
     arq: ArqRedis
     store: SessionStore
     outbox: Outbox
@@ -49,19 +62,18 @@ class Resources:
     user_data: UserData
     redactor: Redactor
     janitor_metrics: JanitorMetrics
+    cluster: ClusterReader
 
     @classmethod
     async def open(
         cls, settings: Settings, *, tenants: TenantDirectory | None = None
     ) -> "Resources":
-        redis: Redis = Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=10.0,
-            socket_connect_timeout=5.0,
-            health_check_interval=30,
+        redis_store = Store.connect(
+            connection_of(settings),
+            retention_seconds=settings.session_retention_seconds,
+            audit_max_entries=settings.audit_max_entries,
         )
-        arq_pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        arq_pool = await create_pool(queue_settings(settings))
         graph = await GraphMemory.create(settings)
         # Neo4j may come up after us: /ready reports it, the graph is prepared on first use,
         # and the Redis-only endpoints serve meanwhile. Graphiti's index build is not
@@ -69,7 +81,7 @@ class Resources:
         if await graph.reachable(PREPARE_TIMEOUT_SECONDS):
             # API and janitor replicas start together; creating the same index concurrently
             # makes Neo4j report "equivalent index already exists", so one prepares at a time.
-            async with redis.lock(PREPARE_LOCK, timeout=120, blocking_timeout=120):
+            async with redis_store.graph_prepare_lock():
                 await graph.prepare()
         else:
             logger.warning("graph indices not prepared: Neo4j unreachable at start-up")
@@ -78,8 +90,8 @@ class Resources:
                 "LLM_PROVIDER=offline: memory extraction uses the rule-based fallback, "
                 "not a language model; set OPENAI_API_KEY for real extraction"
             )
-        outbox = Outbox(redis)
-        ledger = UsageLedger(redis)
+        outbox = redis_store.outbox
+        ledger = redis_store.usage
         policy = FlushPolicy(
             lease_ms=settings.janitor_lease_seconds * 1000,
             max_attempts=settings.janitor_max_attempts,
@@ -87,14 +99,14 @@ class Resources:
             backoff_base_ms=settings.janitor_backoff_base_ms,
             backoff_max_ms=settings.janitor_backoff_max_ms,
         )
-        store = SessionStore(redis, retention_seconds=settings.session_retention_seconds)
+        store = redis_store.sessions
         jobs = JobQueue(arq_pool)
         redactor = build_redactor(settings.pii_redaction, settings.pii_patterns)
-        janitor_metrics = JanitorMetrics(redis)
+        janitor_metrics = JanitorMetrics(redis_store.counters)
         flusher = Flusher(outbox, graph, ledger, policy, redactor, janitor_metrics)
         return cls(
             settings=settings,
-            redis=redis,
+            redis_store=redis_store,
             arq=arq_pool,
             store=store,
             outbox=outbox,
@@ -104,14 +116,17 @@ class Resources:
             flusher=flusher,
             operator=Operator(store, outbox, ledger, flusher, jobs),
             tenants=tenants or TenantDirectory(settings.tenants_file),
-            quotas=Quotas(redis),
-            audit=AuditLog(redis, max_entries=settings.audit_max_entries),
-            user_data=UserData(store, outbox, graph, lease_ms=policy.lease_ms),
+            quotas=Quotas(redis_store.admission),
+            audit=redis_store.audit,
+            user_data=UserData(
+                store, outbox, redis_store.footprints, graph, lease_ms=policy.lease_ms
+            ),
             redactor=redactor,
             janitor_metrics=janitor_metrics,
+            cluster=ClusterReader(store, outbox, redis_store.counters),
         )
 
     async def close(self) -> None:
         await self.graph.close()
-        await self.arq.aclose()
-        await self.redis.aclose()
+        await close_pool(self.arq)
+        await self.redis_store.close()

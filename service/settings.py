@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+RedisMode = Literal["standalone", "cluster", "sentinel"]
+_REDIS_MODES: tuple[RedisMode, ...] = ("standalone", "cluster", "sentinel")
 LlmProvider = Literal["openai", "openai-compatible", "offline"]
 _PROVIDERS: tuple[LlmProvider, ...] = ("openai", "openai-compatible", "offline")
 AccessLog = Literal["errors", "all"]
@@ -27,6 +29,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # How Redis is deployed (service/store/client.py): standalone, cluster or sentinel.
+    redis_mode: RedisMode = "standalone"
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "synapse"
+    redis_sentinel_password: str | None = None
+    # Every acknowledged write waits until this many replicas have it (0: the primary's word).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1_000
+    # arq's job queue (rolling summaries). arq's queue needs one node (it uses transactions
+    # across its keys), so on a Redis Cluster it lives in a small Redis of its own.
+    job_queue_redis_url: str | None = None
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
@@ -210,11 +223,34 @@ class Settings:
             "json_object" if structured_raw == "json_object" else "json_schema"
         )
 
+        mode_raw = text("REDIS_MODE", "standalone").lower()
+        if mode_raw not in _REDIS_MODES:
+            raise SettingsError(f"REDIS_MODE must be one of {', '.join(_REDIS_MODES)}")
+        redis_mode: RedisMode = mode_raw
+        sentinels = _addresses("REDIS_SENTINELS", env.get("REDIS_SENTINELS", ""))
+        if redis_mode == "sentinel" and not sentinels:
+            raise SettingsError("REDIS_MODE=sentinel needs REDIS_SENTINELS=host:port,host:port")
+        job_queue_url = optional("JOB_QUEUE_REDIS_URL")
+        if redis_mode == "cluster" and not job_queue_url:
+            raise SettingsError(
+                "REDIS_MODE=cluster needs JOB_QUEUE_REDIS_URL: arq's job queue runs on a single "
+                "Redis node (README: Redis deployments)"
+            )
+
         defaults = cls()
         return cls(
             host=text("SYNAPSE_HOST", defaults.host),
             port=integer("SYNAPSE_PORT", defaults.port, low=1, high=65535),
             redis_url=text("REDIS_URL", defaults.redis_url),
+            redis_mode=redis_mode,
+            redis_sentinels=sentinels,
+            redis_sentinel_master=text("REDIS_SENTINEL_MASTER", defaults.redis_sentinel_master),
+            redis_sentinel_password=optional("REDIS_SENTINEL_PASSWORD"),
+            redis_wait_replicas=integer("REDIS_WAIT_REPLICAS", 0, low=0, high=16),
+            redis_wait_timeout_ms=integer(
+                "REDIS_WAIT_TIMEOUT_MS", defaults.redis_wait_timeout_ms, low=1, high=60_000
+            ),
+            job_queue_redis_url=job_queue_url,
             neo4j_uri=text("NEO4J_URI", defaults.neo4j_uri),
             neo4j_user=text("NEO4J_USER", defaults.neo4j_user),
             neo4j_password=env.get("NEO4J_PASSWORD", ""),
@@ -323,3 +359,17 @@ class Settings:
                 high=3650 * 24 * 3600,
             ),
         )
+
+
+def _addresses(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` (IPv6 hosts in brackets: `[::1]:26379`)."""
+    found: list[tuple[str, int]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"{name}: {part!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)

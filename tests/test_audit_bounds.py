@@ -11,7 +11,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.redis_io import resolved
+from service.store.io import resolved
+from service.store.layout import REJECTED_COUNTS, REJECTED_STREAM
 from tests.support.api import ApiFactory
 from tests.support.stack import INTERNAL_TOKEN
 from tests.support.tenants import write_tenants_file
@@ -23,7 +24,7 @@ THROTTLED = "throttled-tenant"
 # More than AUDIT_MAX_ENTRIES=100 of each kind: enough to flush a single shared stream twice.
 FLOOD = 150
 TOKEN = {"X-Internal-Token": INTERNAL_TOKEN}
-REJECTED_KEYS = {"syn:audit:rejected", "syn:audit:rejected:counts"}
+REJECTED_KEYS = {REJECTED_STREAM, REJECTED_COUNTS}
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -143,7 +144,7 @@ async def test_a_control_character_in_a_query_id_is_a_422_naming_it(
     # Nothing was read or written for the call (no quota spent, no state, no real action):
     # only the rejected calls' stream and count moved.
     await eventually(
-        lambda: resolved(redis.hgetall("syn:audit:rejected:counts")),
+        lambda: resolved(redis.hgetall(REJECTED_COUNTS)),
         lambda counts: counts == {"422": "1"},
         what="the rejected call counted",
     )

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from service.store.layout import UserKeys
 from tests.support.api import ApiFactory, free_port
 from tests.support.builders import ingest_body
+from tests.support.redis_state import ANY_USER_KEY, user_key_pattern
 from tests.support.services import REPO
 from tests.support.tenants import write_tenants_file
 from tests.support.waiting import eventually
@@ -78,7 +80,7 @@ async def test_a_key_acts_only_for_its_own_tenant(
         other_export = await http.get(
             "/users/export", params={"tenantId": "tenant-b", "userId": "u"}, headers=_bearer(KEY_A)
         )
-        assert await redis.keys("syn:u:*") == []
+        assert await redis.keys(ANY_USER_KEY) == []
         own = await http.post("/ingest", json=ingest_body("tenant-a"), headers=_bearer(KEY_A))
         rotated = await http.post(
             "/ingest",
@@ -92,7 +94,7 @@ async def test_a_key_acts_only_for_its_own_tenant(
     assert other_export.status_code == 403
     assert own.status_code == 200
     assert rotated.status_code == 200
-    assert await redis.keys("syn:u:tenant-b*") == []
+    assert await redis.keys(user_key_pattern("tenant-b")) == []
 
 
 async def test_a_rotated_key_stops_working_without_a_restart(
@@ -145,7 +147,7 @@ async def test_a_reload_that_would_leave_no_key_never_opens_the_api(
     # The last good keys stay in force.
     assert with_key.status_code == 200
     assert not any("open mode" in warning for warning in ready["warnings"])
-    assert await redis.keys("syn:u:*") == []
+    assert await redis.keys(ANY_USER_KEY) == []
 
 
 def _rewrite(path: Path, body: dict[str, Any]) -> None:
@@ -226,7 +228,7 @@ async def test_daily_turn_quota_over_the_limit_is_a_429_and_writes_nothing(
     # Reads are not turns: /brief still answers, and shows only the three accepted turns.
     assert seed.status_code == 200
     assert [t["text"] for t in seed.json()["workingMemory"]] == ["turn 0", "turn 1", "turn 2"]
-    assert await redis.exists("syn:u:tenant-q:user-1:s:other") == 0
+    assert await redis.exists(UserKeys("tenant-q", "user-1").session("other").meta) == 0
 
 
 async def test_open_mode_is_reported_by_ready(api_factory: ApiFactory) -> None:

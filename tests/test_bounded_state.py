@@ -9,12 +9,14 @@ import httpx
 from redis.asyncio import Redis
 
 from service.episodes import group_id
+from service.store.layout import UserKeys
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
 from tests.support.builders import ingest_body, turn
 from tests.support.gated_upstream import GatedUpstream
 from tests.support.graph_probe import GraphProbe
 from tests.support.janitor import JanitorFactory
+from tests.support.redis_state import bucket_index_total, user_keys
 from tests.support.stack import StackFactory
 from tests.support.waiting import eventually
 
@@ -26,12 +28,12 @@ async def test_a_closed_and_flushed_session_leaves_nothing_per_session_after_the
     for text in ("I need to call the bank", "and renew my passport"):
         await stack.client.ingest(turn(tenant, text))
     await stack.close(tenant)
-    assert await redis.exists(f"syn:u:{tenant}:user-1:s:session-1") == 1
+    assert await redis.exists(UserKeys(tenant, "user-1").session("session-1").meta) == 1
     await stack.outbox_when(tenant, lambda o: o["entries"] == [], "the episode acknowledged")
     assert await graph_probe.processed_episode_count(group_id(tenant, "user-1")) == 1
 
     remaining = await eventually(
-        lambda: redis.keys(f"syn:u:{tenant}:user-1:*"),
+        lambda: user_keys(redis, tenant, "user-1"),
         lambda keys: not any(":s:" in key or key.endswith(":sessions") for key in keys),
         within=30,
         what="the session's keys to expire",
@@ -56,8 +58,8 @@ async def test_dead_letters_are_deleted_after_their_retention(
 
     await stack.outbox_when(tenant, lambda o: o["entries"] == [], "the dead letter purged")
 
-    assert await redis.zcard("syn:ob:dead") == 0
-    assert await redis.keys(f"syn:ob:e:{tenant}:*") == []
+    assert await bucket_index_total(redis, "outbox_dead") == 0
+    assert [k for k in await user_keys(redis, tenant, "user-1") if ":e:" in k] == []
     metrics = (await stack.http.get("/metrics")).text
     assert "synapse_dead_letters_purged_total 1.0" in metrics
 
@@ -102,13 +104,13 @@ async def test_the_rolling_summary_drops_exactly_the_turns_it_folded_in(
                 more = ingest_body(tenant, sessionId="s2", text=f"turn {n}", messageId=f"m{n}")
                 assert (await http.post("/ingest", json=more)).status_code == 200
             gate.gate.set()
-            pending = f"syn:u:{tenant}:user-1:summary_pending"
+            pending = UserKeys(tenant, "user-1").summary_pending
             await eventually(
                 lambda: redis.llen(pending), lambda n: n < 500, what="the summary written"
             )
 
-    first = await redis.lindex(f"syn:u:{tenant}:user-1:summary_pending", 0)
+    first = await redis.lindex(UserKeys(tenant, "user-1").summary_pending, 0)
     assert first is not None
     # Turns 200-209 were never summarised: they must still be waiting.
     assert '"text":"turn 200"' in first
-    assert await redis.llen(f"syn:u:{tenant}:user-1:summary_pending") == 310
+    assert await redis.llen(UserKeys(tenant, "user-1").summary_pending) == 310

@@ -7,9 +7,11 @@ import pytest
 from redis.asyncio import Redis
 
 from service.episodes import group_id
+from service.store.layout import UserKeys
 from tests.support.api import ApiFactory
 from tests.support.builders import turn
 from tests.support.graph_probe import GraphProbe
+from tests.support.redis_state import index_members_of, user_keys
 from tests.support.stack import INTERNAL_TOKEN, Stack, StackFactory
 from tests.support.tenants import write_tenants_file
 from tests.support.waiting import eventually
@@ -80,11 +82,14 @@ async def test_delete_removes_the_user_everywhere_and_is_idempotent(
     assert again.status_code == 200
     assert (again.json()["redisKeys"], again.json()["graphNodes"]) == (0, 0)
     # Only the deletion's tombstone remains: the last lease token, a number with an expiry.
-    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
-    assert await redis.ttl(f"syn:u:{tenant}:user-1:fence") > 0
-    assert await redis.keys(f"syn:ob:e:{tenant}:user-1:*") == []
-    assert not any(m.startswith(f"{tenant} user-1 ") for m in await redis.zrange("syn:idle", 0, -1))
-    assert await redis.zscore("syn:ob:due", f"{tenant} user-1") is None
+    deleted = UserKeys(tenant, "user-1")
+    assert await user_keys(redis, tenant, "user-1") == [deleted.fence]
+    assert await redis.ttl(deleted.fence) > 0
+    assert await index_members_of(redis, tenant, "user-1") == []
+    # Nothing else anywhere names the user (a key the layout forgot to list would).
+    assert [
+        k for k in await redis.keys(f"*{deleted.ref.replace(' ', ':')}*") if k != deleted.fence
+    ] == []
     assert await graph_probe.episode_count(group_id(tenant, "user-1")) == 0
     assert await graph_probe.entity_names(group_id(tenant, "user-1")) == []
     assert (export["sessions"], export["outbox"], export["episodes"], export["facts"]) == (
@@ -95,7 +100,7 @@ async def test_delete_removes_the_user_everywhere_and_is_idempotent(
     )
     # The neighbour is untouched.
     assert await graph_probe.processed_episode_count(group_id(tenant, "neighbour")) == 1
-    assert await redis.keys(f"syn:u:{tenant}:neighbour:*") != []
+    assert await user_keys(redis, tenant, "neighbour") != []
 
 
 async def test_data_rights_and_debug_calls_are_audited_without_secrets_or_text(

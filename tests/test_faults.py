@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from service.episodes import episode_uuid, group_id
+from service.store.layout import UserKeys
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
 from tests.support.builders import ingest_body, turn
@@ -62,7 +63,7 @@ async def test_acknowledged_turns_survive_redis_kill_9_during_ingest(
                 private_redis.run("start-redis")
 
     check = Redis.from_url(private_redis.redis_url, decode_responses=True)
-    stored = await check.lrange(f"syn:u:{tenant}:user-1:s:session-1:buf", 0, -1)
+    stored = await check.lrange(UserKeys(tenant, "user-1").session("session-1").buffer, 0, -1)
     await check.aclose()
 
     texts = [item.split('"text":"')[1].split('"')[0] for item in stored]

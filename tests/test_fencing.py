@@ -18,12 +18,14 @@ from service.episodes import episode_uuid, group_id
 from service.graph import GraphMemory
 from service.graph.fencing import FencedWrite, StaleWriter, check_fence
 from service.settings import Settings
+from service.store.layout import UserKeys
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory
 from tests.support.builders import ingest_body, turn
 from tests.support.gated_upstream import GatedUpstream
 from tests.support.graph_probe import GraphProbe
 from tests.support.janitor import JanitorFactory
+from tests.support.redis_state import index_members_of, user_keys
 from tests.support.services import BackingServices
 from tests.support.stack import StackFactory
 from tests.support.waiting import eventually
@@ -131,8 +133,8 @@ async def test_a_user_deleted_while_a_paused_janitor_holds_their_episode_never_c
     assert deleted.status_code == 200
     assert await graph_probe.episode_count(group) == 0
     assert await graph_probe.entity_names(group) == []
-    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
-    assert await redis.keys(f"syn:ob:e:{tenant}:user-1:*") == []
+    assert await user_keys(redis, tenant, "user-1") == [UserKeys(tenant, "user-1").fence]
+    assert await index_members_of(redis, tenant, "user-1") == []
 
 
 async def test_a_rolling_summary_begun_before_a_deletion_is_never_written_back(
@@ -163,7 +165,7 @@ async def test_a_rolling_summary_begun_before_a_deletion_is_never_written_back(
             brief = await http.post("/brief", json={"tenantId": tenant, "userId": "user-1"})
 
     assert deleted.status_code == 200
-    assert await redis.keys(f"syn:u:{tenant}:user-1:*") == [f"syn:u:{tenant}:user-1:fence"]
+    assert await user_keys(redis, tenant, "user-1") == [UserKeys(tenant, "user-1").fence]
     assert brief.json()["rollingSummary"] is None
     assert brief.json()["identity"]["name"] is None
 

@@ -21,6 +21,8 @@ from tests.support.api import ApiFactory, RunningApi
 from tests.support.builders import at, brief, turn
 from tests.support.graph_probe import GraphProbe
 from tests.support.janitor import JanitorFactory
+from tests.support.redis_state import user_key_pattern
+from tests.support.services import BackingServices
 from tests.support.stack import INTERNAL_TOKEN, StackFactory
 from tests.support.waiting import eventually
 
@@ -188,7 +190,7 @@ async def test_session_ingest_rejects_out_of_order_messages_and_writes_nothing(
 
     assert response.status_code == 422
     assert response.json()["field"] == "messages[1].timestamp"
-    assert await redis.keys(f"syn:u:{tenant}*") == []
+    assert await redis.keys(user_key_pattern(tenant)) == []
 
 
 async def test_a_long_transcript_becomes_several_chunk_episodes(
@@ -600,3 +602,36 @@ async def test_retry_after_from_the_llm_delays_the_next_attempt(
     )
     assert emitted.json()["acked"] == 1
     assert await _episodes(graph_probe, tenant) == 1
+
+
+async def test_a_routing_uri_serves_every_read_and_write(
+    stack_factory: StackFactory,
+    tenant: str,
+    graph_probe: GraphProbe,
+    backing_services: BackingServices,
+) -> None:
+    """`neo4j://` (what a Neo4j cluster or Aura needs: the driver routes reads to followers and
+    writes to the leader) works end to end against a single server: flush, query, narrative
+    brief, export, deletion."""
+    routing = backing_services.neo4j_uri.replace("bolt://", "neo4j://", 1)
+    stack = await stack_factory(NEO4J_URI=routing)
+    text = "I'm at a noisy cafe. I feel frustrated. I need to fix the flaky tests."
+    await _converse(stack.client, tenant, text=text)
+    await stack.close(tenant)
+    await _wait_for_episodes(graph_probe, tenant, 1)
+
+    found = await stack.client.memory_query(
+        MemoryQueryRequest(tenant_id=tenant, user_id="user-1", query="flaky tests")
+    )
+    narrative = await stack.client.session_brief(
+        tenant_id=tenant, user_id="user-1", now="2026-02-03T23:35:00Z"
+    )
+    export = await stack.http.get("/users/export", params={"tenantId": tenant, "userId": "user-1"})
+    deleted = await stack.http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})
+
+    assert routing.startswith("neo4j://")
+    assert any("flaky tests" in fact.text.lower() for fact in found.facts)
+    assert any("flaky tests" in loop.description.lower() for loop in narrative.active_loops)
+    assert len(export.json()["episodes"]) == 1
+    assert deleted.json()["graphNodes"] > 0
+    assert await graph_probe.episode_count(group_id(tenant, "user-1")) == 0

@@ -617,6 +617,7 @@ class GraphMemory:
         await self._driver.execute_query("RETURN 1")
 
     async def close(self) -> None:
+        await self._vectors.close()
         await self._graphiti.close()  # type: ignore[no-untyped-call]  # untyped upstream
         for sdk in self._clients.sdks:
             await sdk.close()
@@ -721,6 +722,7 @@ class GraphMemory:
         result = await self._driver.execute_query(
             "MATCH (e:Episodic {group_id: $group}) RETURN count(e) AS episodes",
             params={"group": group_id},
+            routing_="r",
         )
         count: int = result.records[0]["episodes"]
         return count
@@ -874,6 +876,7 @@ class GraphMemory:
             "RETURN e.valid_at AS at, e.content AS content, facts "
             "ORDER BY at DESC",
             params={"group": group_id, "episodes": episodes},
+            routing_="r",
         )
         tensions = await self._driver.execute_query(
             "MATCH (e:Episodic {group_id: $group})-[:MENTIONS]->(n:Entity:Tension) "
@@ -883,6 +886,7 @@ class GraphMemory:
             "coalesce(n.status, 'unresolved') AS status "
             "ORDER BY seen DESC LIMIT $loops",
             params={"group": group_id, "loops": loops},
+            routing_="r",
         )
         mind = await self._latest_mentioned(group_id, "MentalState", "mood", "energy_level")
         place = await self._latest_mentioned(group_id, "Environment", "location_type", "vibe")
@@ -911,6 +915,7 @@ class GraphMemory:
             f"RETURN coalesce(n.{first}, n.name) AS first, n.{second} AS second "
             "ORDER BY e.valid_at DESC, e.created_at DESC LIMIT 1",
             params={"group": group_id},
+            routing_="r",
         )
         if not result.records:
             return None
@@ -925,18 +930,21 @@ class GraphMemory:
             "RETURN e.uuid AS uuid, e.name AS name, e.content AS content, e.valid_at AS at "
             "ORDER BY e.valid_at",
             params={"group": group_id},
+            routing_="r",
         )
         entities = await self._driver.execute_query(
             "MATCH (n:Entity {group_id: $group}) "
             "RETURN n.uuid AS uuid, n.name AS name, labels(n) AS labels, n.summary AS summary "
             "ORDER BY n.name",
             params={"group": group_id},
+            routing_="r",
         )
         facts = await self._driver.execute_query(
             "MATCH (:Entity)-[r:RELATES_TO {group_id: $group}]->(:Entity) "
             "RETURN r.uuid AS uuid, r.fact AS fact, r.valid_at AS valid_at, "
             "r.invalid_at AS invalid_at ORDER BY r.created_at",
             params={"group": group_id},
+            routing_="r",
         )
         return GroupExport(
             episodes=[

@@ -26,12 +26,12 @@ from contracts import (
     DebugUser,
 )
 from contracts.limits import MAX_ID_CHARS
-from service.audit import AuditLog
 from service.clock import iso_utc, utc_now
 from service.http.audit import ACTOR_KEY, audited, valid_query_ids
 from service.http.deps import resources_from
-from service.keys import UserKeys
 from service.operator_views import Operator
+from service.store.audit import AuditLog
+from service.store.layout import UserKeys
 
 TOKEN_HEADER = "X-Internal-Token"  # noqa: S105  # a header name, not a secret
 MAX_DEBUG_LIMIT = 1000

@@ -2,14 +2,14 @@
 
 from litestar.datastructures import State
 
-from service.audit import AuditLog
 from service.data_rights import UserData
 from service.graph import GraphMemory
 from service.jobs import JobQueue
 from service.operator_views import Operator
 from service.resources import Resources
-from service.session_store import SessionStore
 from service.settings import Settings
+from service.store.audit import AuditLog
+from service.store.sessions import SessionStore
 
 RESOURCES_KEY = "resources"
 

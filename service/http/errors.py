@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import ErrorBody, ErrorCode
 from service import errors
+from service.store.errors import NotReplicated
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def domain_reply(exc: errors.SynapseError) -> ErrorReply:
 # that cannot take the write right now.
 GRAPH_DOWN_ERRORS = (ServiceUnavailable, SessionExpired, ConnectionPoolError, TransientError)
 REDIS_DOWN_ERRORS = (
+    NotReplicated,
     RedisConnectionError,
     RedisTimeoutError,
     ReadOnlyError,
@@ -140,7 +142,11 @@ DEPENDENCY_ERRORS = (*REDIS_DOWN_ERRORS, *GRAPH_DOWN_ERRORS)
 def dependency_reply(exc: Exception) -> ErrorReply:
     which = "graph database" if isinstance(exc, GRAPH_DOWN_ERRORS) else "Redis"
     logger.warning("%s unavailable: %s", which, type(exc).__name__)
-    body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=f"{which} unavailable")
+    message = f"{which} unavailable"
+    if isinstance(exc, NotReplicated):
+        # Not acknowledged: REDIS_WAIT_REPLICAS replicas did not confirm the write in time.
+        message = f"Redis replicas did not confirm the write ({exc}); retrying it is safe"
+    body = ErrorBody(error=ErrorCode.UNAVAILABLE, message=message)
     return ErrorReply(HTTP_503_SERVICE_UNAVAILABLE, body, {"Retry-After": "5"})
 
 

@@ -17,7 +17,7 @@ from service.graph import GraphMemory
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
-from service.session_store import SessionStore
+from service.store.sessions import SessionStore
 
 
 @post(

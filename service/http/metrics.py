@@ -6,7 +6,7 @@ from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 
 from service.http.deps import resources_from
-from service.metrics import CONTENT_TYPE, ClusterReader, RequestMetrics, render
+from service.metrics import CONTENT_TYPE, RequestMetrics, render
 
 
 def metrics_handler(metrics: RequestMetrics) -> HTTPRouteHandler:
@@ -14,7 +14,7 @@ def metrics_handler(metrics: RequestMetrics) -> HTTPRouteHandler:
 
     @get("/metrics", include_in_schema=False, summary="Prometheus metrics")
     async def metrics_endpoint(state: State) -> Response[bytes]:
-        snapshot = await ClusterReader(resources_from(state).redis).snapshot()
+        snapshot = await resources_from(state).cluster.snapshot()
         body = render(metrics, snapshot)
         return Response(body, media_type=CONTENT_TYPE)
 

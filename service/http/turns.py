@@ -22,8 +22,8 @@ from service.http.strict import strict_body
 from service.ingestion import ingest_turn
 from service.jobs import JobQueue
 from service.resources import Resources
-from service.session_store import SessionStore
 from service.settings import Settings
+from service.store.sessions import SessionStore
 
 
 @post(

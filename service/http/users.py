@@ -14,7 +14,7 @@ from service.data_rights import UserData
 from service.http.audit import ACTOR_KEY, CALLER_KEY, audited, valid_query_ids
 from service.http.auth import admit, authenticate, caller_tenant
 from service.http.errors import PUBLIC_ERRORS
-from service.keys import UserKeys
+from service.store.layout import UserKeys
 
 # The OpenAPI document states the body ids' rule (contracts.limits.Id) for these too; the
 # valid_query_ids guard enforces it first, answering a 422 that names the parameter.

@@ -7,7 +7,7 @@ from neo4j import AsyncDriver
 from redis.asyncio import Redis
 
 from service.episodes import group_id
-from service.keys import encode
+from service.store.layout import UserKeys
 from tests.chaos.load import Load, User
 from tests.chaos.timeline import API_KINDS, DEPENDENCY_KINDS, Op, Timeline
 
@@ -129,14 +129,13 @@ async def check_deleted(redis: Redis, driver: AsyncDriver, load: Load, v: Violat
         return
     keys = [key async for key in redis.scan_iter(count=1000)]
     for user in deleted:
-        tenant, uid = encode(user.tenant.tenant_id), encode(user.user_id)
-        user_prefix = f"syn:u:{tenant}:{uid}"
-        entry_prefix = f"{tenant}:{uid}:"
+        keys_of = UserKeys(user.tenant.tenant_id, user.user_id)
+        # The user's prefix, or its encoded ids anywhere in a key (an entry id, say).
+        ids = keys_of.ref.replace(" ", ":")
         left = [
             k
             for k in keys
-            if (k == user_prefix or f"{user_prefix}:" in k or entry_prefix in k)
-            and not k.endswith(":fence")
+            if (k.startswith(f"{keys_of.prefix}:") or f":{ids}:" in k) and k != keys_of.fence
         ]
         if left:
             v.add(

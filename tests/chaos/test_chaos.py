@@ -22,6 +22,7 @@ from tests.chaos.cluster import INTERNAL_TOKEN, Cluster
 from tests.chaos.faults import Nemesis
 from tests.chaos.load import Load, Tenant, new_http
 from tests.chaos.timeline import Timeline
+from tests.support.redis_state import ANY_USER_KEY, bucket_index_total
 
 DEFAULT_SEED = 20260203
 SHORT_SCHEDULE_SECONDS = 55.0
@@ -69,14 +70,14 @@ async def _busy(http: httpx.AsyncClient, redis: Redis) -> dict[str, Any]:
                     for e in view["entries"][:5]
                 ],
             }
-    leases = [k async for k in redis.scan_iter(match="syn:u:*:lease", count=1000)]
+    leases = [k async for k in redis.scan_iter(match=f"{ANY_USER_KEY}:lease", count=1000)]
     # Rolling-summary jobs are not waited for: one whose janitor was killed -9 keeps arq's
     # in-progress key (and blocks its queued successor) until arq's job timeout (5 min). What
     # such a job may still write is checked anyway: a deleted user's summary is refused.
     counts = {
         "leases": len(leases),
-        "due users": await redis.zcard("syn:ob:due"),
-        "open sessions": await redis.zcard("syn:idle"),
+        "due users": await bucket_index_total(redis, "outbox_due"),
+        "open sessions": await bucket_index_total(redis, "idle"),
     }
     busy.update({name: n for name, n in counts.items() if n})
     return busy

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from service.redis_io import resolved
-
-AUDIT_STREAM = "syn:audit"
-REJECTED_STREAM = "syn:audit:rejected"
-REJECTED_COUNTS = "syn:audit:rejected:counts"
+from service.store.io import resolved
+from service.store.layout import AUDIT_STREAM, REJECTED_COUNTS, REJECTED_STREAM
 
 
 @dataclass(frozen=True, slots=True)
