@@ -17,6 +17,12 @@ from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory, RunningApi, base_env
 from tests.support.graph_probe import GraphProbe
 from tests.support.janitor import JanitorFactory, JanitorProcess
+from tests.support.redis_topology import (
+    ClusterTopology,
+    SentinelTopology,
+    running_cluster,
+    running_sentinel,
+)
 from tests.support.services import (
     BackingServices,
     start_backing_services,
@@ -41,6 +47,20 @@ def legacy_neo4j_uri() -> Iterator[str]:
     legacy = start_legacy_neo4j()
     yield legacy.uri
     legacy.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    """A real Redis Cluster on loopback (3 masters, 3 replicas), started on first use."""
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
+    """A primary, a replica and three sentinels on loopback, started on first use."""
+    with running_sentinel(tmp_path_factory.mktemp("redis-sentinel")) as sentinel:
+        yield sentinel
 
 
 @pytest.fixture(params=["neo4j-default", "neo4j-5.26"])

@@ -26,7 +26,31 @@ if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${EMBEDDING_BASE_URL:-}" ]; then
   export EMBEDDING_INPUT_TYPE="${EMBEDDING_INPUT_TYPE:-on}"
 fi
 
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}"
+# REDIS_TOPOLOGY=cluster or sentinel: run on a Redis Cluster (3 masters, 3 replicas) or a
+# Sentinel setup started on loopback by deploy/dev/redis-topology.sh (left running; stop it with
+# `deploy/dev/redis-topology.sh stop`); the standalone Redis above then holds arq's job queue.
+# To use an existing cluster or Sentinel instead, set REDIS_MODE and its settings yourself
+# (README.md, "Redis deployments").
+topology="$repo/deploy/dev/redis-topology.sh"
+standalone="redis://127.0.0.1:${REDIS_PORT:-6379}/0"
+case "${REDIS_TOPOLOGY:-}" in
+  "") ;;
+  cluster)
+    "$topology" cluster-start
+    eval "$("$topology" env)"
+    export REDIS_MODE=cluster REDIS_URL="$SYNAPSE_TEST_REDIS_CLUSTER_URL"
+    export JOB_QUEUE_REDIS_URL="${JOB_QUEUE_REDIS_URL:-$standalone}"
+    ;;
+  sentinel)
+    "$topology" sentinel-start
+    eval "$("$topology" env)"
+    export REDIS_MODE=sentinel REDIS_SENTINELS="$SYNAPSE_TEST_REDIS_SENTINELS"
+    export REDIS_SENTINEL_MASTER="$SYNAPSE_TEST_REDIS_SENTINEL_MASTER"
+    ;;
+  *) echo "run.sh: REDIS_TOPOLOGY must be cluster or sentinel" >&2; exit 2 ;;
+esac
+
+export REDIS_URL="${REDIS_URL:-$standalone}"
 export NEO4J_URI="${NEO4J_URI:-bolt://127.0.0.1:${NEO4J_BOLT_PORT:-7687}}"
 export GRAPHITI_TELEMETRY_ENABLED=false
 
