@@ -72,7 +72,7 @@ WINDOW_SECONDS = env_int("BENCH_SCALING_SECONDS", 30)
 RECHECK = env_int("BENCH_SCALING_RECHECK", 1) == 1
 # The first step waits for one episode per slot, at most this long.
 FIRST_WARMUP_MAX_SECONDS = 90
-HELD_DUE = "bench:scaling:held-due"
+HELD_DUE_SUFFIX = ":bench-held"
 # An episode at 300 ms per LLM call takes about 2.5 s: a slot lands at most ~0.4 per second.
 USERS_PER_SLOT_SECOND = 0.45
 TARGETS = {2: 1.8, 4: 3.0}
@@ -119,11 +119,14 @@ async def _seed(tenant: str, users: int) -> int:
     """`users` users of `tenant`, each with one closed session of JANITOR_TURNS turns."""
     from redis.asyncio import Redis
 
-    from service.keys import UserKeys, tenant_entries_key
-    from service.session_store import NewTurn, SessionStore
+    from service.store.client import Store
+    from service.store.layout import UserKeys
+    from service.store.sessions import NewTurn
+    from tests.support.redis_state import tenant_entry_count
 
     redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    store = SessionStore(redis, retention_seconds=3600)
+    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    store = connected.sessions
     now_ms = int(time.time() * 1000)
     first_ms = now_ms - JANITOR_TURNS * 5000
 
@@ -146,23 +149,26 @@ async def _seed(tenant: str, users: int) -> int:
     try:
         for start in range(0, users, 200):
             await asyncio.gather(*(one(i) for i in range(start, min(users, start + 200))))
-        seeded: int = await redis.zcard(tenant_entries_key(tenant))
+        seeded = await tenant_entry_count(redis, tenant)
     finally:
         await redis.aclose()
+        await connected.close()
     return seeded
 
 
 async def _hold_due(hold: bool) -> None:
     from redis.asyncio import Redis
 
-    from service.keys import OUTBOX_DUE
+    from service.store.layout import ALL_BUCKETS
 
     redis: Redis = Redis.from_url(REDIS_URL)
     try:
-        if hold:
-            await redis.rename(OUTBOX_DUE, HELD_DUE)
-        else:
-            await redis.rename(HELD_DUE, OUTBOX_DUE)
+        for bucket in ALL_BUCKETS:
+            # The held copy shares the bucket's hash tag, so this works on a cluster too.
+            held = f"{bucket.outbox_due}{HELD_DUE_SUFFIX}"
+            source, target = (bucket.outbox_due, held) if hold else (held, bucket.outbox_due)
+            if await redis.exists(source):
+                await redis.rename(source, target)
     finally:
         await redis.aclose()
 
@@ -187,15 +193,14 @@ async def _drive(
     """Resume more janitors step by step and count acknowledgements in each window."""
     from redis.asyncio import Redis
 
-    from service.keys import tenant_entries_key
-    from service.metrics import JANITOR_METRICS_KEY
+    from service.store.layout import JANITOR_COUNTERS as JANITOR_METRICS_KEY
     from tests.bench.janitor_probe import TIMINGS_KEY
+    from tests.support.redis_state import tenant_entry_count
 
     redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    entries = tenant_entries_key(tenant)
 
     async def acked() -> int:
-        left: int = await redis.zcard(entries)
+        left = await tenant_entry_count(redis, tenant)
         return session.seeded - left
 
     async def window(step: Step, running: list[Process]) -> None:

@@ -300,11 +300,13 @@ async def seed_brief_users(tenant: str, users: int, turns: int) -> None:
     """Users with a session of `turns` turns and a remembered timezone, for /brief to read."""
     from redis.asyncio import Redis
 
-    from service.keys import UserKeys
-    from service.session_store import NewTurn, SessionStore
+    from service.store.client import Store
+    from service.store.layout import UserKeys
+    from service.store.sessions import NewTurn
 
     redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    store = SessionStore(redis, retention_seconds=3600)
+    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    store = connected.sessions
     now_ms = int(time.time() * 1000)
 
     async def one(i: int) -> None:
@@ -321,6 +323,7 @@ async def seed_brief_users(tenant: str, users: int, turns: int) -> None:
     for start in range(0, users, 100):
         await asyncio.gather(*(one(i) for i in range(start, min(users, start + 100))))
     await redis.aclose()
+    await connected.close()
 
 
 def http_phase(table: Table, api: Process, baseline: Process) -> None:
@@ -692,14 +695,17 @@ async def janitor_round(
     from contracts import SessionCloseRequest
     from service.closing import close_session
     from service.jobs import JobQueue
-    from service.keys import UserKeys
-    from service.metrics import JANITOR_METRICS_KEY
-    from service.session_store import NewTurn, SessionStore
+    from service.store.client import Store
+    from service.store.layout import JANITOR_COUNTERS as JANITOR_METRICS_KEY
+    from service.store.layout import UserKeys
+    from service.store.sessions import NewTurn
     from tests.bench.janitor_probe import TIMINGS_KEY
+    from tests.support.redis_state import bucket_index_total
 
     redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
     arq = await create_pool(RedisSettings.from_dsn(REDIS_URL))
-    store = SessionStore(redis, retention_seconds=3600)
+    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    store = connected.sessions
     jobs = JobQueue(arq)
     tenant = f"janitor-{secrets.token_hex(3)}-{latency_ms}ms"
     standin.set_latency(latency_ms / 1000)
@@ -756,11 +762,12 @@ async def janitor_round(
     # Let the queue drain (summary jobs, the last flushes) before the next round starts.
     standin.set_latency(0)
     for _ in range(120):
-        if not await redis.zcard("syn:ob:due") and not await redis.zcard("arq:queue"):
+        if not await bucket_index_total(redis, "outbox_due") and not await redis.zcard("arq:queue"):
             break
         await asyncio.sleep(1)
     await arq.aclose()
     await redis.aclose()
+    await connected.close()
     return JanitorRound(
         latency_ms=latency_ms,
         episodes=emitted,
@@ -888,29 +895,23 @@ def serial_round(table: Table, standin: Any, env: dict[str, str]) -> None:
 
 
 async def seed_open_sessions(tenant: str, sessions: int, now_ms: int) -> None:
-    from redis.asyncio import Redis
+    """`sessions` users with one open session of one turn each, through the store."""
+    from service.store.client import Store
+    from service.store.layout import UserKeys
+    from service.store.sessions import NewTurn
 
-    from service import redis_scripts
-    from service.keys import UserKeys
-    from service.session_store import SUMMARY_BACKLOG_CAP
+    store = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    turn = NewTurn(
+        role="user", text="hello", timestamp=datetime(2026, 2, 3, 18, 34, 12, tzinfo=UTC)
+    )
 
-    redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    append = redis.register_script(redis_scripts.APPEND_TURN)
-    turn = json.dumps({"role": "user", "text": "hello", "timestamp": "2026-02-03T18:34:12Z"})
+    async def one(i: int) -> None:
+        session = UserKeys(tenant, f"u-{i}").session("s-1")
+        await store.sessions.append_turn(session, turn, persona_id=None, now_ms=now_ms)
+
     for start in range(0, sessions, 1000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for i in range(start, min(sessions, start + 1000)):
-                user = UserKeys(tenant, f"u-{i}")
-                session = user.session("s-1")
-                await append(
-                    args=[
-                        user.prefix, session.member, session.idle_member, f"m:{i}", turn,
-                        now_ms, now_ms, "", tenant, user.user_id, 50, 3600, SUMMARY_BACKLOG_CAP,
-                    ],
-                    client=pipe,
-                )  # fmt: skip
-            await pipe.execute()
-    await redis.aclose()
+        await asyncio.gather(*(one(i) for i in range(start, min(sessions, start + 1000))))
+    await store.close()
 
 
 async def sweep_measurements() -> dict[str, Any]:
@@ -918,21 +919,22 @@ async def sweep_measurements() -> dict[str, Any]:
     from redis.asyncio import Redis
 
     from janitor.runtime import SWEEP_BATCH, Sweeper
-    from service import redis_scripts
     from service.jobs import JobQueue
-    from service.keys import IDLE_INDEX, SessionKeys
     from service.metrics import JanitorMetrics
-    from service.session_store import SessionStore
+    from service.store.client import Store
+    from service.store.layout import ALL_BUCKETS
+    from tests.support.redis_state import bucket_index_total
 
     redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
     arq = await create_pool(RedisSettings.from_dsn(REDIS_URL))
-    store = SessionStore(redis, retention_seconds=3600)
+    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    store = connected.sessions
     jobs = JobQueue(arq)
-    metrics = JanitorMetrics(redis)
-    await redis.delete(IDLE_INDEX)
+    metrics = JanitorMetrics(connected.counters)
+    await redis.delete(*(bucket.idle for bucket in ALL_BUCKETS))
     now_ms = int(time.time() * 1000)
     await seed_open_sessions("sweep-a", SWEEP_SESSIONS, now_ms)
-    result: dict[str, Any] = {"open": await redis.zcard(IDLE_INDEX)}
+    result: dict[str, Any] = {"open": await bucket_index_total(redis, "idle")}
 
     busy = Sweeper(store, jobs, idle_seconds=900, metrics=metrics)
     none_idle: list[float] = []
@@ -941,8 +943,12 @@ async def sweep_measurements() -> dict[str, Any]:
         start = time.perf_counter()
         await busy.sweep_once()
         none_idle.append((time.perf_counter() - start) * 1000)
+        # The bare work of finding no idle session: one range query per bucket, pipelined.
         start = time.perf_counter()
-        await redis.zrangebyscore(IDLE_INDEX, "-inf", now_ms - 900_000, start=0, num=SWEEP_BATCH)
+        async with redis.pipeline(transaction=False) as pipe:
+            for bucket in ALL_BUCKETS:
+                pipe.zrangebyscore(bucket.idle, "-inf", now_ms - 900_000, start=0, num=SWEEP_BATCH)
+            await pipe.execute()
         bare.append((time.perf_counter() - start) * 1000)
     result["none_idle_ms"] = (pct(none_idle, 50), pct(none_idle, 95))
     result["none_idle_bare_ms"] = (pct(bare, 50), pct(bare, 95))
@@ -956,22 +962,20 @@ async def sweep_measurements() -> dict[str, Any]:
     result["all_idle_s"] = time.perf_counter() - start
     result["all_idle_closed"] = closed
 
-    # Baseline for that: the same close scripts for the same number of sessions, pipelined
-    # 1000 at a time, with nothing else.
+    # Baseline for that: the same close scripts for the same number of sessions, 1000 at a
+    # time concurrently, with nothing else.
     await seed_open_sessions("sweep-b", SWEEP_SESSIONS, now_ms)
-    close = redis.register_script(redis_scripts.CLOSE_SESSION)
     cutoff = int(time.time() * 1000)
     start = time.perf_counter()
     while True:
-        members = await redis.zrangebyscore(IDLE_INDEX, "-inf", cutoff, start=0, num=1000)
-        if not members:
+        idle = await store.idle_sessions(cutoff_ms=cutoff, limit=1000)
+        if not idle:
             break
-        async with redis.pipeline(transaction=False) as pipe:
-            for member in members:
-                session = SessionKeys.from_idle_member(member)
-                await close(args=store._close_args(session, cutoff, cutoff), client=pipe)
-            await pipe.execute()
+        await asyncio.gather(
+            *(store.close_session(s, now_ms=cutoff, idle_cutoff_ms=cutoff) for s in idle)
+        )
     result["all_idle_bare_s"] = time.perf_counter() - start
+    await connected.close()
     await arq.aclose()
     await redis.aclose()
     return result
@@ -985,7 +989,7 @@ def sweep_phase(table: Table) -> None:
     b50, b95 = r["none_idle_bare_ms"]
     table.add(
         f"sweep over {r['open']:,} open sessions, none idle (p50 / p95 of 30; "
-        "baseline: the bare ZRANGEBYSCORE)",
+        "baseline: the bare ZRANGEBYSCORE of every bucket, pipelined)",
         f"{ms(p50)} / {ms(p95)}",
         f"{ms(b50)} / {ms(b95)}",
         ratio(p95, b95),
@@ -994,8 +998,8 @@ def sweep_phase(table: Table) -> None:
     )
     closed, seconds, bare = r["all_idle_closed"], r["all_idle_s"], r["all_idle_bare_s"]
     table.add(
-        f"sweep with all {closed:,} idle: closes them all (baseline: the same close scripts "
-        "pipelined)",
+        f"sweep with all {closed:,} idle: closes them all (baseline: the same closes, 1,000 "
+        "at a time concurrently, no summary jobs)",
         f"{seconds * 1000:.0f} ms ({closed / seconds:.0f} closes/s)",
         f"{bare * 1000:.0f} ms ({closed / bare:.0f} closes/s)",
         ratio(seconds, bare),
