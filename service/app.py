@@ -110,10 +110,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Outermost, around routing and error handling: every response (a routing 404, a 500)
     # carries X-Request-ID, and every log line of the request has its id and tenant.
     # Inside it, /ingest and /brief skip the framework when the request is well-formed.
-    hot_path = HotPath(app.asgi_handler, lambda: resources_from(app.state), settings.max_body_bytes)
+    inner = app.asgi_handler
+    if settings.hot_path:
+        inner = HotPath(inner, lambda: resources_from(app.state), settings.max_body_bytes)
     # A 413 waits for the rest of the body (bounded), so clients still sending can read it.
     app.asgi_handler = RequestContextMiddleware(
-        BodyDrain(hot_path), request_metrics, log_every_request=settings.access_log == "all"
+        BodyDrain(inner), request_metrics, log_every_request=settings.access_log == "all"
     )
     return app
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis, create_pool
 
+from service.admission import Admission
 from service.data_rights import UserData
 from service.flushing import Flusher, FlushPolicy
 from service.graph import GraphMemory
 from service.jobs import JobQueue, close_pool, queue_settings
 from service.metrics import ClusterReader, JanitorMetrics
 from service.operator_views import Operator
-from service.quotas import Quotas
 from service.redaction import Redactor, build_redactor
 from service.settings import Settings
 from service.store.audit import AuditLog
@@ -57,7 +57,7 @@ class Resources:
     flusher: Flusher
     operator: Operator
     tenants: TenantDirectory
-    quotas: Quotas
+    admission: Admission
     audit: AuditLog
     user_data: UserData
     redactor: Redactor
@@ -116,7 +116,7 @@ class Resources:
             flusher=flusher,
             operator=Operator(store, outbox, ledger, flusher, jobs),
             tenants=tenants or TenantDirectory(settings.tenants_file),
-            quotas=Quotas(redis_store.admission),
+            admission=Admission(redis_store.admission),
             audit=redis_store.audit,
             user_data=UserData(
                 store, outbox, redis_store.footprints, graph, lease_ms=policy.lease_ms

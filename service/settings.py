@@ -83,6 +83,9 @@ class Settings:
     # /memory/query also searches the episodes' own words (service/graph/passages.py); off, it
     # answers from graph facts only (passages are still written, so turning it on again works).
     query_passages: bool = True
+    # /ingest and /brief answered without the framework (service/http/hot_path.py); off, every
+    # request goes through Litestar: slower, the same answers, for bisecting a suspected bug.
+    hot_path: bool = True
     # Janitor: per-user lease (renewed while working), attempts before dead-letter, backoff.
     janitor_lease_seconds: int = 60
     janitor_max_attempts: int = 12
@@ -306,6 +309,7 @@ class Settings:
                 high=60.0,
             ),
             query_passages=flag("QUERY_PASSAGES", defaults.query_passages),
+            hot_path=flag("HOT_PATH", defaults.hot_path),
             janitor_lease_seconds=integer(
                 "JANITOR_LEASE_SECONDS", defaults.janitor_lease_seconds, low=1, high=3600
             ),

@@ -273,3 +273,75 @@ def test_a_tenants_file_of_the_wrong_shape_stops_start_up() -> None:
 
     assert result.returncode != 0
     assert "SYNAPSE_TENANTS_FILE" in result.stderr
+
+
+_ADMISSION_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "www-authenticate")
+
+
+def _admission_script_tenants() -> dict[str, dict[str, Any]]:
+    return {
+        "tenant-a": {"keys": [KEY_A]},
+        # Two turns a day, no practical rate limit.
+        "tenant-q": {"keys": ["q-key"], "requestsPerSecond": 1000, "turnsPerDay": 2},
+        # One request, then none for 1,000 s.
+        "tenant-r": {"keys": ["r-key"], "requestsPerSecond": 0.001},
+    }
+
+
+async def _admission_script(base_url: str) -> list[tuple[str, int, Any]]:
+    """The same requests, in the same order: what each step answered (status, body without
+    the per-request id, and the rate-limit headers, Retry-After left out as it ticks)."""
+    brief_q = {"tenantId": "tenant-q", "userId": "user-1", "sessionId": "session-1"}
+    steps: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
+        ("no key", "/ingest", ingest_body("tenant-a"), {}),
+        ("unknown key", "/brief", {"tenantId": "tenant-a", "userId": "u"}, _bearer("nope")),
+        ("another tenant's key", "/ingest", ingest_body("tenant-q"), _bearer(KEY_A)),
+        ("another tenant's key", "/brief", brief_q, _bearer(KEY_A)),
+        ("own key", "/ingest", ingest_body("tenant-q", text="turn 0"), _bearer("q-key")),
+        ("own key", "/ingest", ingest_body("tenant-q", text="turn 1"), _bearer("q-key")),
+        ("turns used up", "/ingest", ingest_body("tenant-q", text="turn 2"), _bearer("q-key")),
+        ("reads are not turns", "/brief", brief_q, _bearer("q-key")),
+        ("first request", "/brief", {"tenantId": "tenant-r", "userId": "u"}, _bearer("r-key")),
+        ("rate used up", "/ingest", ingest_body("tenant-r"), _bearer("r-key")),
+        ("rate used up", "/brief", {"tenantId": "tenant-r", "userId": "u"}, _bearer("r-key")),
+    ]
+    answers: list[tuple[str, int, Any]] = []
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        for what, path, body, headers in steps:
+            response = await http.post(path, json=body, headers=headers)
+            payload = response.json()
+            if isinstance(payload, dict):
+                payload.pop("requestId", None)
+                if "workingMemory" in payload:  # a seed: its turns, not its clock
+                    payload = [turn["text"] for turn in payload["workingMemory"]]
+            limits = {
+                name: value
+                for name, value in response.headers.items()
+                if name.lower() in _ADMISSION_HEADERS
+            }
+            answers.append((f"{what}: {path}", response.status_code, (payload, limits)))
+    return answers
+
+
+async def test_the_hot_path_and_the_framework_admit_alike(
+    api_factory: ApiFactory, redis: Redis
+) -> None:
+    """/ingest and /brief are answered by the hot path when well-formed, and by Litestar with
+    HOT_PATH=off: admission is one decision (service/admission.py), so every step of the same
+    script gets the same answer either way, and leaves the same turns behind."""
+    path = write_tenants_file(_admission_script_tenants())
+    answers: dict[str, list[tuple[str, int, Any]]] = {}
+    stored: dict[str, list[bytes]] = {}
+    for hot_path in ("on", "off"):
+        await redis.flushdb()
+        api = api_factory(SYNAPSE_TENANTS_FILE=str(path), HOT_PATH=hot_path)
+        answers[hot_path] = await _admission_script(api.base_url)
+        stored[hot_path] = sorted(await redis.keys(ANY_USER_KEY))
+        api.stop()
+    path.unlink()
+
+    assert answers["on"] == answers["off"]
+    statuses = [status for _, status, _ in answers["on"]]
+    assert statuses == [401, 401, 403, 403, 200, 200, 429, 200, 200, 429, 429]
+    assert answers["on"][7][2][0] == ["turn 0", "turn 1"]
+    assert stored["on"] == stored["off"] != []

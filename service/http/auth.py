@@ -1,9 +1,10 @@
 """Who is calling: API keys bound to tenants, checked on every public endpoint.
 
 The guard authenticates from the Authorization header alone (before the body is read); it is
-async so Litestar does not hop to a worker thread for it on every request. The handler checks,
-with the body's tenantId, that the key's tenant is the one named, and spends its quotas. With
-no keys configured (open mode, loopback only) everyone is trusted and no quota applies.
+async so Litestar does not hop to a worker thread for it on every request. The handler then
+asks service/admission.py, with the body's tenantId, whether the caller gets in: the same
+decision the hot path (service/http/hot_path.py) asks for /ingest and /brief. With no keys
+configured (open mode, loopback only) everyone is trusted and no quota applies.
 """
 
 from typing import Any
@@ -12,7 +13,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from service.errors import Forbidden, Unauthorized
+from service.errors import Unauthorized
 from service.http.deps import resources_from
 from service.logs import bind_tenant
 from service.tenants import Tenant, TenantDirectory
@@ -42,11 +43,7 @@ async def admit(request: Request[Any, Any, Any], tenant_id: str, *, turns: int =
     """The caller may act for `tenant_id` and has quota left; otherwise nothing is done."""
     bind_tenant(tenant_id)
     caller: Tenant | None = request.state.get(_CALLER)
-    if caller is None:
-        return
-    if caller.tenant_id != tenant_id:
-        raise Forbidden("this API key belongs to another tenant", field="tenantId")
-    await resources_from(request.app.state).quotas.admit(caller, turns=turns)
+    await resources_from(request.app.state).admission.admit(caller, tenant_id, turns=turns)
 
 
 def caller_tenant(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

@@ -7,15 +7,18 @@ more than the work itself: /ingest served 0.41x and /brief 0.39x the requests pe
 bare ASGI app making the same Redis call.
 
 How: for exactly `POST /ingest` and `POST /brief` this layer reads the body (within the same
-size limit), decodes it strictly, applies the semantic rules (service/input_rules.py),
-authenticates the key and checks its tenant. A request that passes all of that is admitted
-(quota) and answered with the very same domain call the Litestar handler makes, encoded the
-same way. Anything else is handed on, body replayed untouched, to the Litestar handler, which
-stays the one definition of the OpenAPI entry and of every pre-admission error (malformed JSON,
-schema violations, semantic violations such as a timestamp out of range, a missing or foreign
-key, an oversized body): a request refused before admission spends no quota. Errors after
-admission (quota, Redis down) are answered from the same error table (service/http/errors.py)
-as Litestar's exception handlers.
+size limit), decodes it strictly, applies the semantic rules (service/input_rules.py) and
+authenticates the key. A request that passes all of that goes to admission
+(service/admission.py: the key's tenant must be the one named, and its quota must have room),
+the very decision the Litestar handlers ask, and is answered with the very same domain call the
+Litestar handler makes, encoded the same way. Anything else is handed on, body replayed
+untouched, to the Litestar handler, which stays the one definition of the OpenAPI entry and of
+every error before admission (malformed JSON, schema violations, semantic violations such as a
+timestamp out of range, a missing or unknown key, an oversized body): a request refused before
+admission spends no quota. Admission's refusals and later errors (Redis down) are answered
+from the same error table (service/http/errors.py) as Litestar's exception handlers.
+`HOT_PATH=off` sends every request through Litestar (tests/test_auth_and_quotas.py compares
+the two entrances' answers).
 """
 
 from collections.abc import Awaitable, Callable
@@ -145,14 +148,11 @@ class HotPath:
             caller = caller_for(resources.tenants, authorization.decode("latin-1"))
         except Unauthorized:
             return False
-        if caller is not None and caller.tenant_id != request.tenant_id:
-            return False
         scope["path_template"] = scope["path"]
         bind_tenant(request.tenant_id)
         reply: ErrorReply
         try:
-            if caller is not None:
-                await resources.quotas.admit(caller, turns=route.turns)
+            await resources.admission.admit(caller, request.tenant_id, turns=route.turns)
             answer = await route.answer(resources, request)
         except SynapseError as exc:
             reply = domain_reply(exc)
