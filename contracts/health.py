@@ -41,3 +41,7 @@ class ReadyResponse(Outbound):
     # indexes of every user), "exact" (an index missing or populating: exact scans), or
     # "unknown" (the graph not reached yet).
     graph_search: str = "unknown"
+    # The Redis deployment (REDIS_MODE): "standalone", "cluster" or "sentinel"; and how many
+    # replicas every acknowledged write waits for (REDIS_WAIT_REPLICAS; 0: none).
+    redis_mode: str = "standalone"
+    redis_wait_replicas: int = 0

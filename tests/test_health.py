@@ -35,6 +35,7 @@ async def test_ready_when_redis_and_neo4j_answer(
         "filtered" if supports_filtered_vector_search(version) else "index"
     )
     assert not any("predate filtered" in warning for warning in ready.warnings)
+    assert (ready.redis_mode, ready.redis_wait_replicas) == ("standalone", 0)
 
 
 async def test_without_neo4j_ready_but_degraded_and_ingest_still_works(

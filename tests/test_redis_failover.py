@@ -89,6 +89,7 @@ async def test_a_conversation_goes_from_ingest_to_the_graph_and_is_deleted(
     landed = await graph_probe.processed_episode_count(group_id(tenant, "user-1"))
     deleted = await stack.http.delete("/users", params={"tenantId": tenant, "userId": "user-1"})
     export = await stack.http.get("/users/export", params={"tenantId": tenant, "userId": "user-1"})
+    ready = (await stack.http.get("/ready")).json()
 
     assert [t["text"] for t in brief.json()["workingMemory"]][-1].startswith("Remind me")
     assert closed.closed is True
@@ -99,6 +100,8 @@ async def test_a_conversation_goes_from_ingest_to_the_graph_and_is_deleted(
     assert deleted.json()["redisKeys"] > 0
     assert (export.json()["sessions"], export.json()["outbox"]) == ([], [])
     assert await graph_probe.processed_episode_count(group_id(tenant, "user-1")) == 0
+    # An operator sees which deployment the replica runs on, and what its writes wait for.
+    assert (ready["ready"], ready["redisMode"], ready["redisWaitReplicas"]) == (True, mode, 1)
 
 
 async def _steady_ingest(

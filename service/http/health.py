@@ -68,5 +68,7 @@ async def ready(state: State) -> Response[ReadyResponse]:
         extractor=settings.extractor,
         embedder=settings.embedder,
         graph_search=resources.graph.search_mode(),
+        redis_mode=settings.redis_mode,
+        redis_wait_replicas=settings.redis_wait_replicas,
     )
     return Response(body, status_code=200 if is_ready else 503)
