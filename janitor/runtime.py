@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from service.flushing import Flusher
 from service.graph import GraphMemory
-from service.jobs import JobQueue
-from service.metrics import JanitorMetrics
+from service.memory.flushing import Flusher
+from service.observability.metrics import JanitorMetrics
+from service.store.jobs import JobQueue
 from service.store.layout import UserKeys
 from service.store.outbox import Outbox
 from service.store.sessions import SessionStore
@@ -53,7 +53,7 @@ class Sweeper:
         self._store = store
         self._jobs = jobs
         self._idle_ms = idle_seconds * 1000
-        # Cluster-wide counters in Redis (service/metrics.py).
+        # Cluster-wide counters in Redis (service/observability/metrics.py).
         self._metrics = metrics
 
     async def sweep_once(self) -> int:

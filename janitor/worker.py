@@ -18,12 +18,12 @@ from arq.worker import Function, Worker, func
 
 from janitor.runtime import JanitorLoops, Pump, Retention, Sweeper
 from service.graph import LlmRateLimited
-from service.jobs import REFRESH_SUMMARY, queue_settings
-from service.logs import configure_logging
+from service.memory.summaries import Summarizer
+from service.observability.logs import configure_logging
 from service.resources import Resources
 from service.settings import Settings, SettingsError
+from service.store.jobs import REFRESH_SUMMARY, queue_settings
 from service.store.layout import UserKeys, janitor_health_key
-from service.summaries import Summarizer
 
 logger = logging.getLogger(__name__)
 

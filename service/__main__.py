@@ -6,9 +6,9 @@ import sys
 
 import uvicorn
 
+from service.access.tenants import TenantsFileError
 from service.app import create_app
 from service.settings import Settings, SettingsError
-from service.tenants import TenantsFileError
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -31,8 +31,8 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=20,
-        # uvicorn's records go through service/logs.py (JSON); request_context writes one
-        # access line per request instead of uvicorn's.
+        # uvicorn's records go through service/observability/logs.py (JSON); request_context
+        # writes one access line per request instead of uvicorn's.
         log_config=None,
         access_log=False,
     )

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import contracts
+from service.access.tenants import TenantDirectory
 from service.http import brief, health, memory, turns
 from service.http.body_drain import BodyDrain
 from service.http.debug import debug_router
@@ -32,11 +33,10 @@ from service.http.hot_path import HotPath
 from service.http.metrics import metrics_handler
 from service.http.request_context import RequestContextMiddleware
 from service.http.users import users_router
-from service.logs import configure_logging
-from service.metrics import RequestMetrics
+from service.observability.logs import configure_logging
+from service.observability.metrics import RequestMetrics
 from service.resources import Resources
 from service.settings import Settings, SettingsError
-from service.tenants import TenantDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        # Logging is configured once for the process (service/logs.py), not again by Litestar.
+        # Logging is configured once for the process (service/observability/logs.py), not again
+        # by Litestar.
         logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Synapse",

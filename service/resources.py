@@ -6,24 +6,24 @@ Both the API and the janitor build theirs here, so they talk to Redis and Graphi
 import logging
 from dataclasses import dataclass
 
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 
-from service.admission import Admission
-from service.data_rights import UserData
-from service.flushing import Flusher, FlushPolicy
+from service.access.admission import Admission
+from service.access.tenants import TenantDirectory
 from service.graph import GraphMemory
-from service.jobs import JobQueue, close_pool, queue_settings
-from service.metrics import ClusterReader, JanitorMetrics
-from service.operator_views import Operator
-from service.redaction import Redactor, build_redactor
+from service.memory.flushing import Flusher, FlushPolicy
+from service.memory.redaction import Redactor, build_redactor
+from service.observability.metrics import ClusterReader, JanitorMetrics
+from service.operations.operator_views import Operator
+from service.privacy.data_rights import UserData
 from service.settings import Settings
 from service.store.audit import AuditLog
 from service.store.client import Connection, Store
+from service.store.jobs import JobQueue, close_pool, open_pool
 from service.store.lua import Replication
 from service.store.outbox import Outbox
 from service.store.sessions import SessionStore
 from service.store.usage import UsageLedger
-from service.tenants import TenantDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Resources:
             retention_seconds=settings.session_retention_seconds,
             audit_max_entries=settings.audit_max_entries,
         )
-        arq_pool = await create_pool(queue_settings(settings))
+        arq_pool = await open_pool(settings)
         graph = await GraphMemory.create(settings)
         # Neo4j may come up after us: /ready reports it, the graph is prepared on first use,
         # and the Redis-only endpoints serve meanwhile. Graphiti's index build is not

@@ -327,7 +327,7 @@ async def test_the_hot_path_and_the_framework_admit_alike(
     api_factory: ApiFactory, redis: Redis
 ) -> None:
     """/ingest and /brief are answered by the hot path when well-formed, and by Litestar with
-    HOT_PATH=off: admission is one decision (service/admission.py), so every step of the same
+    HOT_PATH=off: admission is one decision (service/access/admission.py), so every step of the same
     script gets the same answer either way, and leaves the same turns behind."""
     path = write_tenants_file(_admission_script_tenants())
     answers: dict[str, list[tuple[str, int, Any]]] = {}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from redis.asyncio import Redis
 
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from service.store.layout import UserKeys
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from service.store.layout import UserKeys
 from tests.support.api import ApiFactory
 from tests.support.builders import turn

@@ -27,10 +27,10 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kube_schemas
 
-from service import tracing
+from service.access.tenants import TenantDirectory
 from service.app import create_app
+from service.graph import tracing
 from service.settings import Settings
-from service.tenants import TenantDirectory
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -106,7 +106,7 @@ def graphiti_reads_telemetry_flag() -> bool:
 @cache
 def known_env_names() -> frozenset[str]:
     """Every environment variable Synapse's processes read: the settings, the tracing switches
-    (service/tracing.py), and Graphiti's telemetry switch."""
+    (service/graph/tracing.py), and Graphiti's telemetry switch."""
     names = set(settings_env_names()) | set(tracing.ENV_NAMES)
     if graphiti_reads_telemetry_flag():
         names.add("GRAPHITI_TELEMETRY_ENABLED")
@@ -533,8 +533,9 @@ def test_dev_datastores_are_marked_and_never_in_production(
 
 @cache
 def exported_metric_names() -> frozenset[str]:
-    """The metric families service/metrics.py defines, with their exposition suffixes."""
-    source = (REPO / "service" / "metrics.py").read_text()
+    """The metric families service/observability/metrics.py defines, with their exposition
+    suffixes."""
+    source = (REPO / "service" / "observability" / "metrics.py").read_text()
     bases = set(re.findall(r'"(synapse_[a-z_]+)"', source))
     suffixes = ("", "_total", "_count", "_sum", "_bucket", "_created")
     return frozenset(base + suffix for base in bases for suffix in suffixes)

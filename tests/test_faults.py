@@ -9,7 +9,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.episodes import episode_uuid, group_id
+from service.memory.episodes import episode_uuid, group_id
 from service.store.layout import UserKeys
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory

@@ -14,9 +14,9 @@ import pytest
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from redis.asyncio import Redis
 
-from service.episodes import episode_uuid, group_id
 from service.graph import GraphMemory
 from service.graph.fencing import FencedWrite, StaleWriter, check_fence
+from service.memory.episodes import episode_uuid, group_id
 from service.settings import Settings
 from service.store.layout import UserKeys
 from tests.standin.server import StandinServer

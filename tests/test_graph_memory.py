@@ -15,7 +15,7 @@ from contracts import (
     SynapseClient,
     SynapseError,
 )
-from service.episodes import TranscriptLine, chunk_transcript, episode_uuid, group_id
+from service.memory.episodes import TranscriptLine, chunk_transcript, episode_uuid, group_id
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory, RunningApi
 from tests.support.builders import at, brief, turn

@@ -16,7 +16,7 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
 from contracts import MemoryQueryRequest
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from tests.support.api import RunningApi, base_env
 from tests.support.builders import turn
 from tests.support.graph_probe import GraphProbe

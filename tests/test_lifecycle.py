@@ -33,10 +33,9 @@ from graphiti_core.search.search_config_recipes import COMBINED_HYBRID_SEARCH_RR
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from contracts import SessionCloseRequest, SynapseClient
-from service import tracing
-from service.episodes import group_id
-from service.graph import build_clients
-from service.logs import JsonFormatter, log_context
+from service.graph import build_clients, tracing
+from service.memory.episodes import group_id
+from service.observability.logs import JsonFormatter, log_context
 from service.settings import Settings
 from tests.conftest import INTERNAL_TOKEN
 from tests.standin.server import StandinServer
@@ -279,7 +278,8 @@ async def test_the_janitor_liveness_probe_fails_without_a_janitor_and_passes_wit
 
 # `python -m service` as service/app.py and service/__main__.py wire it once the observability
 # lines are in (see deploy/README.md, "Logs and traces"): the request-context middleware around
-# the whole app, uvicorn's own logging handed to service/logs.py, no uvicorn access log.
+# the whole app, uvicorn's own logging handed to service/observability/logs.py, no uvicorn
+# access log.
 def json_lines(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 

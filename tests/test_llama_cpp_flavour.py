@@ -13,7 +13,7 @@ from typing import Any, cast
 import openai
 import pytest
 
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from tests.standin.server import StandinServer
 from tests.support.builders import turn
 from tests.support.graph_probe import GraphProbe

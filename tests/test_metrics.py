@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import SessionCloseRequest, SynapseClient
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from tests.standin.server import StandinServer
 from tests.support.api import ApiFactory, RunningApi
 from tests.support.builders import brief, ingest_body, turn

@@ -10,8 +10,8 @@ import pytest
 from neo4j import AsyncDriver, AsyncGraphDatabase
 
 from contracts import Fact, MemoryQueryRequest, Message, SessionIngestRequest
-from service.episodes import group_id
 from service.graph.passages import WINDOW_CHARS, Passage, RankedFact, merge, window
+from service.memory.episodes import group_id
 from tests.support.builders import at
 from tests.support.graph_probe import GraphProbe
 from tests.support.services import BackingServices

@@ -2,8 +2,8 @@
 
 import pytest
 
-from service.episodes import group_id
-from service.redaction import Redactor, build_redactor
+from service.memory.episodes import group_id
+from service.memory.redaction import Redactor, build_redactor
 from tests.support.builders import turn
 from tests.support.graph_probe import GraphProbe
 from tests.support.stack import StackFactory

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from service.store.client import Connection, Store
 from service.store.layout import UserKeys
 from tests.support.builders import ingest_body, turn

@@ -38,14 +38,14 @@ from graphiti_core.search.search_config_recipes import (
 )
 from pydantic import BaseModel, Field
 
-from service.narrative import (
+from service.graph.narrative import (
     NARRATIVE_ENTITY_TYPES,
     NARRATIVE_EXTRACTION_INSTRUCTIONS,
     Environment,
     MentalState,
     Tension,
 )
-from service.offline_llm import (
+from service.graph.offline_llm import (
     detect_user_name,
     hashing_embedding,
     lexical_relevance,

@@ -23,13 +23,13 @@ from graphiti_core.search.search_filters import SearchFilters
 from graphiti_core.utils.bulk_utils import add_nodes_and_edges_bulk
 
 from service.graph import GraphMemory, HashingEmbedder
+from service.graph.offline_llm import hashing_embedding
 from service.graph.vector_search import (
     FACT_INDEX,
     NAME_INDEX,
     VectorSearch,
     supports_filtered_vector_search,
 )
-from service.offline_llm import hashing_embedding
 from service.settings import Settings
 from tests.bench.seed_graph import QUERIES, drop_group, seed_facts
 

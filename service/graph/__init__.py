@@ -55,9 +55,8 @@ from openai import RateLimitError as ModelRateLimitError
 from openai.types import CompletionUsage
 from pydantic import BaseModel, Field
 
-from service import offline_llm
 from service.errors import DependencyUnavailable, ModelUnavailable
-from service.graph import fencing, passages
+from service.graph import fencing, offline_llm, passages
 from service.graph.embedders import EmbeddingShapeError, InputType, OpenAICompatibleEmbedder
 from service.graph.fencing import (
     AlreadyProcessed,
@@ -71,10 +70,10 @@ from service.graph.fencing import (
 from service.graph.fencing import StaleWriter as StaleWriter  # the flusher catches it
 from service.graph.hybrid import HybridQuery
 from service.graph.keywords import keywords
+from service.graph.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
+from service.graph.tracing import create_tracer
 from service.graph.vector_search import VectorSearch, VectorSearchStats
-from service.narrative import NARRATIVE_ENTITY_TYPES, NARRATIVE_EXTRACTION_INSTRUCTIONS
 from service.settings import Settings
-from service.tracing import create_tracer
 
 logger = logging.getLogger(__name__)
 
@@ -560,7 +559,7 @@ class GraphMemory:
             llm_client=clients.llm,
             embedder=clients.embedder,
             cross_encoder=clients.cross_encoder,
-            # Optional OpenTelemetry spans (service/tracing.py). Graphiti wraps the raw
+            # Optional OpenTelemetry spans (service/graph/tracing.py). Graphiti wraps the raw
             # OpenTelemetry tracer itself; its annotation names its own wrapper type.
             tracer=create_tracer(os.environ, default_service_name="synapse"),  # type: ignore[arg-type]
         )

@@ -4,7 +4,7 @@ A lease in Redis keeps each user's episodes serial across janitors, but a lease 
 promise about time: a janitor paused past it (GC, a stalled VM, a Redis timeout during renewal)
 resumes believing it still owns the user. So every graph write of an episode carries the
 lease's fencing token, a number that grows with every acquisition of that user's lease
-(service/outbox.py), and checks it inside its own Neo4j transaction against the highest token
+(service/store/outbox.py), and checks it inside its own Neo4j transaction against the highest token
 the user's group has seen, kept on one `SynapseGroup` node per group:
 
 - a token lower than the group's is stale: the transaction rolls back (StaleWriter);

@@ -2,7 +2,7 @@
 
 The guard authenticates from the Authorization header alone (before the body is read); it is
 async so Litestar does not hop to a worker thread for it on every request. The handler then
-asks service/admission.py, with the body's tenantId, whether the caller gets in: the same
+asks service/access/admission.py, with the body's tenantId, whether the caller gets in: the same
 decision the hot path (service/http/hot_path.py) asks for /ingest and /brief. With no keys
 configured (open mode, loopback only) everyone is trusted and no quota applies.
 """
@@ -13,10 +13,10 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from service.access.tenants import Tenant, TenantDirectory
 from service.errors import Unauthorized
 from service.http.deps import resources_from
-from service.logs import bind_tenant
-from service.tenants import Tenant, TenantDirectory
+from service.observability.logs import bind_tenant
 
 _CALLER = "synapse_caller"
 _BEARER = "bearer "

@@ -8,12 +8,12 @@ from litestar.params import JSONBody
 
 from contracts import BriefRequest, BriefResponse
 from service import input_rules
-from service.briefing import build_brief
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
 from service.resources import Resources
+from service.turns.briefing import build_brief
 
 
 @post(

@@ -29,7 +29,7 @@ from contracts.limits import MAX_ID_CHARS
 from service.clock import iso_utc, utc_now
 from service.http.audit import ACTOR_KEY, audited, valid_query_ids
 from service.http.deps import resources_from
-from service.operator_views import Operator
+from service.operations.operator_views import Operator
 from service.store.audit import AuditLog
 from service.store.layout import UserKeys
 

@@ -2,13 +2,13 @@
 
 from litestar.datastructures import State
 
-from service.data_rights import UserData
 from service.graph import GraphMemory
-from service.jobs import JobQueue
-from service.operator_views import Operator
+from service.operations.operator_views import Operator
+from service.privacy.data_rights import UserData
 from service.resources import Resources
 from service.settings import Settings
 from service.store.audit import AuditLog
+from service.store.jobs import JobQueue
 from service.store.sessions import SessionStore
 
 RESOURCES_KEY = "resources"

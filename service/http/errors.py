@@ -23,14 +23,11 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
-from neo4j.exceptions import ConnectionPoolError, ServiceUnavailable, SessionExpired, TransientError
-from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import ErrorBody, ErrorCode
 from service import errors
-from service.store.errors import NotReplicated
+from service.graph.errors import GRAPH_UNAVAILABLE
+from service.store.errors import STORE_UNAVAILABLE, NotReplicated
 
 logger = logging.getLogger(__name__)
 
@@ -122,25 +119,14 @@ def domain_reply(exc: errors.SynapseError) -> ErrorReply:
     return ErrorReply(HTTP_422_UNPROCESSABLE_ENTITY, body)
 
 
-# What a backing service says while it is down, restarting or failing over: each is a 503 with
-# Retry-After, never a 500. Neo4j: unreachable, no connection to be had within the budget, or
-# a database still starting (TransientError covers DatabaseUnavailable); Redis: unreachable,
-# timed out, loading its data (BusyLoadingError is a ConnectionError), or a replica/cluster
-# that cannot take the write right now.
-GRAPH_DOWN_ERRORS = (ServiceUnavailable, SessionExpired, ConnectionPoolError, TransientError)
-REDIS_DOWN_ERRORS = (
-    NotReplicated,
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-    ClusterDownError,
-    TryAgainError,
-)
-DEPENDENCY_ERRORS = (*REDIS_DOWN_ERRORS, *GRAPH_DOWN_ERRORS)
+# What a backing service says while it is down, restarting or failing over (each owner names
+# its own: service/store/errors.py, service/graph/errors.py): a 503 with Retry-After, never a
+# 500.
+DEPENDENCY_ERRORS = (*STORE_UNAVAILABLE, *GRAPH_UNAVAILABLE)
 
 
 def dependency_reply(exc: Exception) -> ErrorReply:
-    which = "graph database" if isinstance(exc, GRAPH_DOWN_ERRORS) else "Redis"
+    which = "graph database" if isinstance(exc, GRAPH_UNAVAILABLE) else "Redis"
     logger.warning("%s unavailable: %s", which, type(exc).__name__)
     message = f"{which} unavailable"
     if isinstance(exc, NotReplicated):

@@ -9,7 +9,7 @@ bare ASGI app making the same Redis call.
 How: for exactly `POST /ingest` and `POST /brief` this layer reads the body (within the same
 size limit), decodes it strictly, applies the semantic rules (service/input_rules.py) and
 authenticates the key. A request that passes all of that goes to admission
-(service/admission.py: the key's tenant must be the one named, and its quota must have room),
+(service/access/admission.py: the key's tenant must be the one named, and its quota must have room),
 the very decision the Litestar handlers ask, and is answered with the very same domain call the
 Litestar handler makes, encoded the same way. Anything else is handed on, body replayed
 untouched, to the Litestar handler, which stays the one definition of the OpenAPI entry and of
@@ -41,7 +41,7 @@ from service.http.errors import (
     unexpected_reply,
 )
 from service.http.turns import ingest_admitted, validate_ingest
-from service.logs import bind_tenant
+from service.observability.logs import bind_tenant
 from service.resources import Resources
 
 _encode = msgspec.json.Encoder().encode

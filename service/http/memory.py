@@ -10,13 +10,14 @@ from litestar.params import JSONBody, QueryParameter
 
 from contracts import MemoryQueryRequest, MemoryQueryResponse, SessionBriefResponse
 from contracts.limits import MAX_ID_CHARS
-from service import input_rules, recall
+from service import input_rules
 from service.clock import utc_now
 from service.errors import InvalidInput
 from service.graph import GraphMemory
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
+from service.memory import recall
 from service.store.sessions import SessionStore
 
 

@@ -6,7 +6,7 @@ from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 
 from service.http.deps import resources_from
-from service.metrics import CONTENT_TYPE, RequestMetrics, render
+from service.observability.metrics import CONTENT_TYPE, RequestMetrics, render
 
 
 def metrics_handler(metrics: RequestMetrics) -> HTTPRouteHandler:

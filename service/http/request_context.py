@@ -6,10 +6,11 @@ a 500 as much as a 200. A sane incoming `X-Request-ID` (1-128 of `A-Z a-z 0-9 . 
 so an orchestrator can follow one turn across services; anything else is replaced by a new one.
 
 While the request runs, every log line carries the id and, once known, the tenant
-(service/logs.py). The tenant is the `tenantId` the request names, in its query string or near
-the start of its JSON body; code that authenticates the caller can bind the verified tenant with
-`service.logs.bind_tenant`. When the response is done, an access line may be logged: method,
-route template, status, duration; never the body, the query string or headers.
+(service/observability/logs.py). The tenant is the `tenantId` the request names, in its query
+string or near the start of its JSON body; code that authenticates the caller can bind the
+verified tenant with `service.observability.logs.bind_tenant`. When the response is done, an access
+line may be logged: method, route template, status, duration; never the body, the query string
+or headers.
 
 Which requests get an access line is ACCESS_LOG's choice: `errors` (the default) logs every 4xx
 and 5xx and every request slower than a second; `all` logs every request. Every request is
@@ -27,8 +28,8 @@ from urllib.parse import parse_qsl
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
-from service.logs import bind_tenant, current_tenant, log_context
-from service.metrics import RequestMetrics
+from service.observability.logs import bind_tenant, current_tenant, log_context
+from service.observability.metrics import RequestMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _HEADER_BYTES = REQUEST_ID_HEADER.encode()

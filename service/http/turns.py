@@ -14,16 +14,17 @@ from contracts import (
     SessionCloseResponse,
     SessionIngestRequest,
 )
-from service import closing, input_rules
+from service import input_rules
 from service.clock import utc_now
 from service.http.auth import admit, authenticate
 from service.http.errors import PUBLIC_ERRORS
 from service.http.strict import strict_body
-from service.ingestion import ingest_turn
-from service.jobs import JobQueue
 from service.resources import Resources
 from service.settings import Settings
+from service.store.jobs import JobQueue
 from service.store.sessions import SessionStore
+from service.turns import closing
+from service.turns.ingestion import ingest_turn
 
 
 @post(

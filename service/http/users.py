@@ -10,10 +10,10 @@ from litestar.params import QueryParameter
 
 from contracts import UserDeletion, UserExport
 from contracts.limits import MAX_ID_CHARS, Id
-from service.data_rights import UserData
 from service.http.audit import ACTOR_KEY, CALLER_KEY, audited, valid_query_ids
 from service.http.auth import admit, authenticate, caller_tenant
 from service.http.errors import PUBLIC_ERRORS
+from service.privacy.data_rights import UserData
 from service.store.layout import UserKeys
 
 # The OpenAPI document states the body ids' rule (contracts.limits.Id) for these too; the

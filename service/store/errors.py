@@ -1,6 +1,16 @@
-"""What the store raises beyond redis-py's own errors."""
+"""What the store raises, named for the code outside it (which never imports redis-py)."""
 
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Any failure of a store call.
+StoreError = RedisError
 
 
 class NotReplicated(RedisError):
@@ -14,3 +24,17 @@ class NotReplicated(RedisError):
         )
         self.wanted = wanted
         self.confirmed = confirmed
+
+
+# What the store says while Redis is down, restarting or failing over, so the caller answers
+# 503 with Retry-After rather than 500: unreachable, timed out, loading its data
+# (BusyLoadingError is a ConnectionError), a replica or a cluster that cannot take the write
+# right now, or replicas that did not confirm it.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    NotReplicated,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+)

@@ -589,7 +589,7 @@ def query_phase(table: Table) -> None:
     """Needs the facts-only API running (see main)."""
     from graphiti_core.driver.neo4j_driver import Neo4jDriver
 
-    from service.episodes import group_id
+    from service.memory.episodes import group_id
     from tests.bench.seed_graph import AGREEMENT_QUERIES, QUERIES, seed_facts
 
     growth: list[tuple[int, float]] = []
@@ -693,12 +693,12 @@ async def janitor_round(
     from redis.asyncio import Redis
 
     from contracts import SessionCloseRequest
-    from service.closing import close_session
-    from service.jobs import JobQueue
     from service.store.client import Store
+    from service.store.jobs import JobQueue
     from service.store.layout import JANITOR_COUNTERS as JANITOR_METRICS_KEY
     from service.store.layout import UserKeys
     from service.store.sessions import NewTurn
+    from service.turns.closing import close_session
     from tests.bench.janitor_probe import TIMINGS_KEY
     from tests.support.redis_state import bucket_index_total
 
@@ -919,9 +919,9 @@ async def sweep_measurements() -> dict[str, Any]:
     from redis.asyncio import Redis
 
     from janitor.runtime import SWEEP_BATCH, Sweeper
-    from service.jobs import JobQueue
-    from service.metrics import JanitorMetrics
+    from service.observability.metrics import JanitorMetrics
     from service.store.client import Store
+    from service.store.jobs import JobQueue
     from service.store.layout import ALL_BUCKETS
     from tests.support.redis_state import bucket_index_total
 
@@ -1058,7 +1058,7 @@ def scaling_phase(table: Table) -> None:
 
 
 def main() -> None:
-    from service.logs import configure_logging
+    from service.observability.logs import configure_logging
 
     configure_logging("WARNING")
     RUN_DIR.mkdir(parents=True, exist_ok=True)

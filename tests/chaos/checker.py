@@ -6,7 +6,7 @@ from typing import Any
 from neo4j import AsyncDriver
 from redis.asyncio import Redis
 
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from service.store.layout import UserKeys
 from tests.chaos.load import Load, User
 from tests.chaos.timeline import API_KINDS, DEPENDENCY_KINDS, Op, Timeline

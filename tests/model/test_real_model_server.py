@@ -26,7 +26,7 @@ import openai
 import pytest
 
 from contracts import MemoryQueryRequest, SynapseClient
-from service.episodes import group_id
+from service.memory.episodes import group_id
 from tests.support.api import ApiFactory
 from tests.support.builders import turn
 from tests.support.graph_probe import GraphProbe

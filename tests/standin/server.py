@@ -1,4 +1,4 @@
-"""An OpenAI-compatible stand-in server on loopback, answered by ``service.offline_llm``.
+"""An OpenAI-compatible stand-in server on loopback, answered by ``service.graph.offline_llm``.
 
 Tests point the real ``openai`` SDK (and Graphiti's OpenAI clients) at ``StandinServer.base_url``
 so that the whole HTTP path runs: request shaping, retries on 429/5xx, ``Retry-After``,
@@ -39,7 +39,7 @@ import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
-from service.offline_llm import (
+from service.graph.offline_llm import (
     hashing_embedding,
     lexical_relevance,
     structured_response,

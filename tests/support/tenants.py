@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.tenants import hash_key
+from service.access.tenants import hash_key
 
 
 def write_tenants_file(tenants: dict[str, dict[str, Any]], path: Path | None = None) -> Path:

@@ -9,9 +9,9 @@ daily turn quota, enforced for every API replica by the store's counters; a refu
 nothing more.
 """
 
+from service.access.tenants import Tenant
 from service.errors import Forbidden, RateLimited
 from service.store.admission import AdmissionCounters
-from service.tenants import Tenant
 
 
 class Admission:

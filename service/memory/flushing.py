@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
-from redis.exceptions import RedisError
 
-from service.episodes import (
+from service.graph import GraphMemory, LlmRateLimited, StaleWriter
+from service.memory.episodes import (
     TranscriptLine,
     chunk_transcript,
     episode_body,
     episode_uuid,
     group_id,
 )
-from service.graph import GraphMemory, LlmRateLimited, StaleWriter
-from service.metrics import JanitorMetrics
-from service.redaction import Redactor
+from service.memory.redaction import Redactor
+from service.observability.metrics import JanitorMetrics
+from service.store.errors import StoreError
 from service.store.layout import UserKeys
 from service.store.outbox import FailOutcome, Lease, Outbox, OutboxEntry
 from service.store.usage import EpisodeCost, UsageLedger
@@ -98,7 +98,7 @@ class LeaseKeeper:
             attempt_at = time.monotonic()
             try:
                 renewed = await self._outbox.renew(self._lease, ttl_ms=int(self._ttl * 1000))
-            except RedisError as exc:
+            except StoreError as exc:
                 logger.warning("lease renewal failed, retrying: %s", type(exc).__name__)
                 await asyncio.sleep(_RENEW_RETRY_SECONDS)
                 continue
@@ -124,7 +124,7 @@ class Flusher:
         self._ledger = ledger
         self._policy = policy
         self._redactor = redactor
-        # Cluster-wide counters, kept in Redis (service/metrics.py).
+        # Cluster-wide counters, kept in Redis (service/observability/metrics.py).
         self._metrics = metrics
 
     async def flush_user(self, user: UserKeys) -> FlushReport:
@@ -152,7 +152,7 @@ class Flusher:
             for task in (working, keeping):
                 task.cancel()
             await asyncio.gather(working, keeping, return_exceptions=True)
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(StoreError):
                 await self._outbox.release(lease)
         return report
 

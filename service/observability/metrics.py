@@ -27,9 +27,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.process_collector import ProcessCollector
-from redis.exceptions import RedisError
 
 from service.store.counters import JanitorCounters
+from service.store.errors import StoreError
 from service.store.outbox import Outbox, OutboxDepth
 from service.store.sessions import SessionStore
 
@@ -101,7 +101,7 @@ class JanitorMetrics:
     async def _increment(self, counts: dict[str, int], floats: dict[str, float]) -> None:
         try:
             await self._counters.add(counts, floats)
-        except RedisError as exc:
+        except StoreError as exc:
             logger.warning("janitor metrics not recorded: %s", type(exc).__name__)
 
     async def episode_emitted(

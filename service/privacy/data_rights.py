@@ -4,9 +4,9 @@ A deletion takes the user's outbox lease from whoever holds it, with a fresh fen
 records that token on the user's graph group before it deletes anything (service/graph/
 fencing.py). From then on a janitor that was flushing the user (even one paused mid-write that
 resumes later) can neither acknowledge anything in Redis nor write to the graph, and the rolling
-summary job refuses to write back a summary it began before the deletion (service/summaries.py).
-So nothing of the user that existed when the deletion answered can reappear; what the
-orchestrator sends for the same ids afterwards is new data.
+summary job refuses to write back a summary it began before the deletion
+(service/memory/summaries.py). So nothing of the user that existed when the deletion answered
+can reappear; what the orchestrator sends for the same ids afterwards is new data.
 """
 
 from datetime import datetime
@@ -22,8 +22,8 @@ from contracts import (
     UserExport,
 )
 from service.clock import iso_utc
-from service.episodes import group_id
 from service.graph import GraphMemory
+from service.memory.episodes import group_id
 from service.store.layout import UserKeys
 from service.store.outbox import Outbox
 from service.store.sessions import SessionStore, StoredTurn

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from contracts import IngestRequest, IngestResponse
-from service.jobs import JobQueue
+from service.store.jobs import JobQueue
 from service.store.layout import UserKeys
 from service.store.sessions import SUMMARY_BACKLOG_CAP, NewTurn, SessionStore
 

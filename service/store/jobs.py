@@ -7,7 +7,7 @@ It holds only triggers: the turns a summary folds in are in the store, and every
 another refresh, so that Redis needs no persistence.
 """
 
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio.connection import parse_url
 
 from service.settings import Settings
@@ -31,6 +31,10 @@ def queue_settings(settings: Settings) -> RedisSettings:
             database=int(primary.get("db", 0)),
         )
     return RedisSettings.from_dsn(settings.redis_url)
+
+
+async def open_pool(settings: Settings) -> ArqRedis:
+    return await create_pool(queue_settings(settings))
 
 
 async def close_pool(pool: ArqRedis) -> None:

@@ -11,7 +11,7 @@ from contracts import (
     SessionIngestRequest,
 )
 from service.errors import NotFound
-from service.jobs import JobQueue
+from service.store.jobs import JobQueue
 from service.store.layout import SessionKeys, UserKeys
 from service.store.sessions import NewTurn, SessionStore
 

@@ -5,7 +5,7 @@ name, when the summariser hears them state it, becomes /brief's identity.
 """
 
 from service.graph import GraphMemory
-from service.redaction import Redactor
+from service.memory.redaction import Redactor
 from service.store.layout import UserKeys
 from service.store.summaries import SummaryStore
 

@@ -20,9 +20,9 @@ from contracts import (
     UsageTotals,
 )
 from service.clock import iso_utc
-from service.episodes import group_id
-from service.flushing import Flusher
-from service.jobs import JobQueue
+from service.memory.episodes import group_id
+from service.memory.flushing import Flusher
+from service.store.jobs import JobQueue
 from service.store.layout import SessionKeys, UserKeys
 from service.store.outbox import Outbox, OutboxEntry
 from service.store.sessions import SessionStore

@@ -14,8 +14,8 @@ from contracts import (
     SessionBriefResponse,
 )
 from service import clock
-from service.episodes import group_id
 from service.graph import EpisodeDigest, GraphMemory
+from service.memory.episodes import group_id
 from service.store.layout import UserKeys
 from service.store.sessions import SessionStore
 

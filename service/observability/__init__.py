@@ -1,0 +1,1 @@
+"""How the processes report on themselves: Prometheus metrics and structured logs."""

@@ -1,0 +1,1 @@
+"""What operators can inspect and force through the internal debug endpoints."""
