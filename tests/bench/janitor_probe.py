@@ -100,5 +100,6 @@ def install(redis_url: str) -> None:
 
 
 if __name__ == "__main__":
-    install(os.environ["REDIS_URL"])
+    # On a cluster the timings go to a standalone Redis (the bench's own): one list, one node.
+    install(os.environ.get("BENCH_TIMINGS_REDIS_URL") or os.environ["REDIS_URL"])
     janitor_main()

@@ -41,6 +41,7 @@ import math
 import os
 import signal
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,9 +64,11 @@ from tests.bench.run import (
     log,
     service_env,
 )
+from tests.support.redis_topology import running_cluster
 
 JANITORS = env_list("BENCH_SCALING_JANITORS", "1,2,4")
 MAX_JOBS = env_list("BENCH_SCALING_JOBS", "1,8")
+CLUSTER_MAX_JOBS = env_list("BENCH_SCALING_CLUSTER_JOBS", "1")
 LATENCY_MS = env_int("BENCH_SCALING_LATENCY_MS", 300)
 WARMUP_SECONDS = env_int("BENCH_SCALING_WARMUP", 8)
 WINDOW_SECONDS = env_int("BENCH_SCALING_SECONDS", 30)
@@ -76,6 +79,52 @@ HELD_DUE_SUFFIX = ":bench-held"
 # An episode at 300 ms per LLM call takes about 2.5 s: a slot lands at most ~0.4 per second.
 USERS_PER_SLOT_SECOND = 0.45
 TARGETS = {2: 1.8, 4: 3.0}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the store's data lives for a session: the bench's standalone Redis, or a Redis
+    Cluster (arq's queue and the probe's timings then stay on the standalone one)."""
+
+    label: str  # "" for standalone, else what the rows say
+    url: str
+    cluster: bool = False
+
+    def env(self) -> dict[str, str]:
+        if not self.cluster:
+            return {}
+        return {
+            "REDIS_MODE": "cluster",
+            "REDIS_URL": self.url,
+            "JOB_QUEUE_REDIS_URL": REDIS_URL,
+            "BENCH_TIMINGS_REDIS_URL": REDIS_URL,
+        }
+
+    def client(self, *, decode: bool = True) -> Any:
+        from redis.asyncio import Redis, RedisCluster
+
+        if self.cluster:
+            return RedisCluster.from_url(self.url, decode_responses=decode)
+        return Redis.from_url(self.url, decode_responses=decode)
+
+    def connection(self) -> Any:
+        from service.store.client import Connection
+
+        return Connection(mode="cluster" if self.cluster else "standalone", url=self.url)
+
+    async def flush(self) -> None:
+        await flush_redis()
+        if self.cluster:
+            from redis.asyncio import RedisCluster
+
+            client = self.client()
+            try:
+                await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+            finally:
+                await client.aclose()
+
+
+STANDALONE = Target("", REDIS_URL)
 
 
 @dataclass
@@ -115,17 +164,15 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-async def _seed(tenant: str, users: int) -> int:
+async def _seed(tenant: str, users: int, target: Target) -> int:
     """`users` users of `tenant`, each with one closed session of JANITOR_TURNS turns."""
-    from redis.asyncio import Redis
-
     from service.store.client import Store
     from service.store.layout import UserKeys
     from service.store.sessions import NewTurn
     from tests.support.redis_state import tenant_entry_count
 
-    redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    redis = target.client()
+    connected = Store.connect(target.connection(), retention_seconds=3600, audit_max_entries=1000)
     store = connected.sessions
     now_ms = int(time.time() * 1000)
     first_ms = now_ms - JANITOR_TURNS * 5000
@@ -156,12 +203,10 @@ async def _seed(tenant: str, users: int) -> int:
     return seeded
 
 
-async def _hold_due(hold: bool) -> None:
-    from redis.asyncio import Redis
-
+async def _hold_due(hold: bool, target: Target) -> None:
     from service.store.layout import ALL_BUCKETS
 
-    redis: Redis = Redis.from_url(REDIS_URL)
+    redis = target.client(decode=False)
     try:
         for bucket in ALL_BUCKETS:
             # The held copy shares the bucket's hash tag, so this works on a cluster too.
@@ -188,7 +233,12 @@ def _signal(procs: list[Process], sig: signal.Signals) -> None:
 
 
 async def _drive(
-    session: Session, tenant: str, procs: list[Process], standin: Any, slots_first: int
+    session: Session,
+    tenant: str,
+    procs: list[Process],
+    standin: Any,
+    slots_first: int,
+    target: Target,
 ) -> None:
     """Resume more janitors step by step and count acknowledgements in each window."""
     from redis.asyncio import Redis
@@ -197,7 +247,8 @@ async def _drive(
     from tests.bench.janitor_probe import TIMINGS_KEY
     from tests.support.redis_state import tenant_entry_count
 
-    redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    redis = target.client()
+    timings: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
 
     async def acked() -> int:
         left = await tenant_entry_count(redis, tenant)
@@ -205,7 +256,7 @@ async def _drive(
 
     async def window(step: Step, running: list[Process]) -> None:
         count0 = await acked()
-        timings_from = await redis.llen(TIMINGS_KEY)
+        timings_from = await timings.llen(TIMINGS_KEY)
         requests0 = sum(standin.calls.values())
         busy0, total0 = _cpu_times()
         cpu0 = sum(p.cpu_seconds() for p in running)
@@ -224,9 +275,9 @@ async def _drive(
         step.cpu_busy = (busy1 - busy0) / max(1, total1 - total0)
         step.janitor_cpu_s = sum(p.cpu_seconds() for p in running) - cpu0
         step.requests = sum(standin.calls.values()) - requests0
-        timings = [json.loads(raw) for raw in await redis.lrange(TIMINGS_KEY, timings_from, -1)]
-        step.wall_ms = [t["wall"] * 1000 for t in timings]
-        step.llm_ms = [t["llm"] * 1000 for t in timings]
+        landed = [json.loads(raw) for raw in await timings.lrange(TIMINGS_KEY, timings_from, -1)]
+        step.wall_ms = [t["wall"] * 1000 for t in landed]
+        step.llm_ms = [t["llm"] * 1000 for t in landed]
         log(
             f"scaling: {step.janitors} janitor(s) x JANITOR_MAX_JOBS={step.max_jobs}{step.label}:"
             f" {step.landed} episodes in {step.seconds:.0f}s = {step.per_min} /min, "
@@ -234,7 +285,7 @@ async def _drive(
         )
 
     try:
-        await _hold_due(False)
+        await _hold_due(False, target)
         running = 0
         for n in JANITORS:
             step = Step(n, session.max_jobs)
@@ -271,6 +322,7 @@ async def _drive(
         session.leases_lost = int(metrics.get("leasesLost", 0))
     finally:
         await redis.aclose()
+        await timings.aclose()
 
 
 def _stop_all(procs: list[Process], timeout: float = 40) -> None:
@@ -286,8 +338,10 @@ def _stop_all(procs: list[Process], timeout: float = 40) -> None:
             p.popen.wait(timeout=10)
 
 
-def scaling_session(env: dict[str, str], standin: Any, max_jobs: int) -> Session:
-    asyncio.run(flush_redis())
+def scaling_session(
+    env: dict[str, str], standin: Any, max_jobs: int, target: Target = STANDALONE
+) -> Session:
+    asyncio.run(target.flush())
     tenant = f"scale-{max_jobs}-{os.getpid()}-{int(time.time())}"
     per_step = WARMUP_SECONDS + WINDOW_SECONDS
     slot_seconds = sum(n * max_jobs * per_step for n in JANITORS) + max_jobs * (
@@ -295,9 +349,9 @@ def scaling_session(env: dict[str, str], standin: Any, max_jobs: int) -> Session
     )
     users = math.ceil(slot_seconds * USERS_PER_SLOT_SECOND) + 20
     started = time.monotonic()
-    session = Session(max_jobs=max_jobs, seeded=asyncio.run(_seed(tenant, users)))
+    session = Session(max_jobs=max_jobs, seeded=asyncio.run(_seed(tenant, users, target)))
     log(f"scaling: {session.seeded} users queued in {time.monotonic() - started:.0f}s")
-    asyncio.run(_hold_due(True))
+    asyncio.run(_hold_due(True, target))
     standin.set_latency(LATENCY_MS / 1000)
     procs: list[Process] = []
     try:
@@ -309,7 +363,7 @@ def scaling_session(env: dict[str, str], standin: Any, max_jobs: int) -> Session
                 Process(
                     name,
                     [PY, "-m", "tests.bench.janitor_probe"],
-                    {**env, "JANITOR_MAX_JOBS": str(max_jobs)},
+                    {**env, **target.env(), "JANITOR_MAX_JOBS": str(max_jobs)},
                 )
             )
         for p in procs:
@@ -321,7 +375,7 @@ def scaling_session(env: dict[str, str], standin: Any, max_jobs: int) -> Session
             f"scaling: {len(procs)} janitors x JANITOR_MAX_JOBS={max_jobs} up in "
             f"{session.start_s:.0f}s; releasing the users to {JANITORS[0]}"
         )
-        asyncio.run(_drive(session, tenant, procs, standin, JANITORS[0] * max_jobs))
+        asyncio.run(_drive(session, tenant, procs, standin, JANITORS[0] * max_jobs, target))
     finally:
         _stop_all(procs)
         standin.set_latency(0)
@@ -345,6 +399,31 @@ def _describe(step: Step) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _rows(table: Table, session: Session, max_jobs: int, where: Target) -> None:
+    base = next((s for s in session.steps if s.janitors == 1), None)
+    base_rate = base.per_min if base else None
+    for step in session.steps:
+        gain = step.per_min / base_rate if step.per_min and base_rate else None
+        target = TARGETS.get(step.janitors) if max_jobs == 1 and not step.label else None
+        plural = "es" if step.janitors > 1 else ""
+        table.add(
+            f"janitor scale-out{where.label} @ {LATENCY_MS} ms/LLM call: episodes/min, "
+            f"{step.janitors} janitor process{plural}{step.label}, "
+            f"JANITOR_MAX_JOBS={max_jobs} each ({_describe(step)})",
+            "n/a" if step.per_min is None else f"{step.per_min:.1f}",
+            "n/a" if base_rate is None else f"{base_rate:.1f} (1 janitor)",
+            "n/a" if gain is None else f"{gain:.2f}x",
+            f">= {target:g}x" if target else "report",
+            # As printed: a window a few ms over 30 s must not turn 3.00x into a miss.
+            (gain is not None and round(gain, 2) >= target) if target else None,
+        )
+    if session.retrying or session.dead or session.leases_lost:
+        table.notes.append(
+            f"Janitor scale-out{where.label}, JANITOR_MAX_JOBS={max_jobs}: {session.retrying} "
+            f"retries, {session.dead} dead entries, {session.leases_lost} leases lost."
+        )
+
+
 def scaling_phase(table: Table) -> None:
     from tests.standin.server import StandinServer
 
@@ -361,29 +440,16 @@ def scaling_phase(table: Table) -> None:
     with StandinServer(embedding_dim=DIM) as standin:
         env["OPENAI_BASE_URL"] = standin.base_url
         for max_jobs in MAX_JOBS:
-            session = scaling_session(env, standin, max_jobs)
-            base = next((s for s in session.steps if s.janitors == 1), None)
-            base_rate = base.per_min if base else None
-            for step in session.steps:
-                gain = step.per_min / base_rate if step.per_min and base_rate else None
-                target = TARGETS.get(step.janitors) if max_jobs == 1 and not step.label else None
-                plural = "es" if step.janitors > 1 else ""
-                table.add(
-                    f"janitor scale-out @ {LATENCY_MS} ms/LLM call: episodes/min, "
-                    f"{step.janitors} janitor process{plural}{step.label}, "
-                    f"JANITOR_MAX_JOBS={max_jobs} each ({_describe(step)})",
-                    "n/a" if step.per_min is None else f"{step.per_min:.1f}",
-                    "n/a" if base_rate is None else f"{base_rate:.1f} (1 janitor)",
-                    "n/a" if gain is None else f"{gain:.2f}x",
-                    f">= {target:g}x" if target else "report",
-                    # As printed: a window a few ms over 30 s must not turn 3.00x into a miss.
-                    (gain is not None and round(gain, 2) >= target) if target else None,
-                )
-            if session.retrying or session.dead or session.leases_lost:
-                table.notes.append(
-                    f"Janitor scale-out, JANITOR_MAX_JOBS={max_jobs}: {session.retrying} "
-                    f"retries, {session.dead} dead entries, {session.leases_lost} leases lost."
-                )
+            _rows(table, scaling_session(env, standin, max_jobs), max_jobs, STANDALONE)
+        if CLUSTER_MAX_JOBS:
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-scaling-cluster-") as root,
+                running_cluster(Path(root)) as cluster,
+            ):
+                target = Target(" on a 3-master Redis Cluster", cluster.seed_url, True)
+                for max_jobs in CLUSTER_MAX_JOBS:
+                    session = scaling_session(env, standin, max_jobs, target)
+                    _rows(table, session, max_jobs, target)
     table.notes.append(
         f"Janitor scale-out: the stand-in delays every request {LATENCY_MS} ms (asyncio.sleep "
         "per request; concurrent requests overlap). Users queued before any janitor works; the "

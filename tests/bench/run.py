@@ -11,8 +11,11 @@ and tests/bench/loadgen.py (constant rate, and sequential).
 
 Phases (BENCH_PHASES, comma-separated; default all): http (/ingest, /brief), query
 (/memory/query at each fact count), janitor (flush at each stand-in latency), sweep (100k open
-sessions), scaling (episodes/min with 1, 2 and 4 janitor processes, tests/bench/janitor_scaling.py;
-`BENCH_PHASES=scaling make bench` runs only that). Knobs, with the issue's numbers as defaults:
+sessions), scaling (episodes/min with 1, 2 and 4 janitor processes, on the standalone Redis and
+on a 3-master Redis Cluster, tests/bench/janitor_scaling.py; `BENCH_PHASES=scaling make bench`
+runs only that), deployments (/ingest and /brief on a Redis Cluster and behind Sentinel next to
+standalone, with and without REDIS_WAIT_REPLICAS=1, tests/bench/redis_deployments.py). Knobs,
+with the issue's numbers as defaults:
 
   BENCH_SECONDS=20 BENCH_CONNECTIONS=32     closed-loop duration and connections
   BENCH_RATE_SECONDS=20                     constant-rate run at half the measured max rate
@@ -24,6 +27,7 @@ sessions), scaling (episodes/min with 1, 2 and 4 janitor processes, tests/bench/
   BENCH_SWEEP_SESSIONS=100000
   BENCH_SCALING_JANITORS=1,2,4 BENCH_SCALING_JOBS=1,8   processes, and JANITOR_MAX_JOBS in each
   BENCH_SCALING_LATENCY_MS=300 BENCH_SCALING_WARMUP=10 BENCH_SCALING_SECONDS=30
+  BENCH_SCALING_CLUSTER_JOBS=1              JANITOR_MAX_JOBS values run again on the cluster
   BENCH_EMBEDDING_DIM=1024                  the service's default EMBEDDING_DIM
   BENCH_REDIS_PORT=6394 BENCH_NEO4J_PORT=7694 BENCH_API_PORT=8794 BENCH_BASELINE_PORT=8795
   BENCH_FACTS_ONLY_PORT=8796                a second API with QUERY_PASSAGES=off
@@ -85,7 +89,7 @@ NEO4J_PORT = env_int("BENCH_NEO4J_PORT", 7694)
 API_PORT = env_int("BENCH_API_PORT", 8794)
 BASELINE_PORT = env_int("BENCH_BASELINE_PORT", 8795)
 FACTS_ONLY_PORT = env_int("BENCH_FACTS_ONLY_PORT", 8796)
-PHASES = os.environ.get("BENCH_PHASES", "http,query,janitor,sweep,scaling").split(",")
+PHASES = os.environ.get("BENCH_PHASES", "http,query,janitor,sweep,scaling,deployments").split(",")
 RECORD = os.environ.get("BENCH_RECORD", "1") == "1"
 
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
@@ -296,16 +300,16 @@ async def flush_redis() -> None:
     await redis.aclose()
 
 
-async def seed_brief_users(tenant: str, users: int, turns: int) -> None:
-    """Users with a session of `turns` turns and a remembered timezone, for /brief to read."""
-    from redis.asyncio import Redis
-
+async def seed_brief_users(tenant: str, users: int, turns: int, connection: Any = None) -> None:
+    """Users with a session of `turns` turns and a remembered timezone, for /brief to read, in
+    the bench's Redis or on `connection` (a service.store.client.Connection)."""
     from service.store.client import Store
     from service.store.layout import UserKeys
     from service.store.sessions import NewTurn
 
-    redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
-    connected = Store.connect(REDIS_URL, retention_seconds=3600, audit_max_entries=1000)
+    connected = Store.connect(
+        connection or REDIS_URL, retention_seconds=3600, audit_max_entries=1000
+    )
     store = connected.sessions
     now_ms = int(time.time() * 1000)
 
@@ -322,7 +326,6 @@ async def seed_brief_users(tenant: str, users: int, turns: int) -> None:
 
     for start in range(0, users, 100):
         await asyncio.gather(*(one(i) for i in range(start, min(users, start + 100))))
-    await redis.aclose()
     await connected.close()
 
 
@@ -1051,6 +1054,12 @@ def phase(table: Table, name: str, run: Callable[[], None]) -> None:
         table.add(f"{name} phase", f"not measured: {type(exc).__name__}: {exc}"[:300])
 
 
+def deployments_phase(table: Table) -> None:
+    from tests.bench.redis_deployments import deployments_phase as run_deployments
+
+    run_deployments(table)
+
+
 def scaling_phase(table: Table) -> None:
     from tests.bench.janitor_scaling import scaling_phase as run_scaling
 
@@ -1102,6 +1111,8 @@ def main() -> None:
             phase(table, "sweep", lambda: sweep_phase(table))
         if "scaling" in PHASES:
             phase(table, "scaling", lambda: scaling_phase(table))
+        if "deployments" in PHASES:
+            phase(table, "deployments", lambda: deployments_phase(table))
         if "api" in rss:
             api_idle, api_end = rss["api"]
             base_idle, base_end = rss["baseline"]
