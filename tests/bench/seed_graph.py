@@ -72,9 +72,16 @@ def fact_text(rng: random.Random, index: int) -> tuple[str, str, str]:
     return person, thing, f"{person} {verb} {thing} {when} (note {index})"
 
 
-def turn_text(rng: random.Random) -> str:
+def turn_text(rng: random.Random, index: int) -> str:
+    # Numbered like the facts: from this small vocabulary, about half the turns would otherwise
+    # repeat another word for word (50,544 distinct of 113,150 at 1k + 10k + 100k), and an HNSW
+    # index full of identical vectors searches slower than one of real, distinct turns.
     person = rng.choice(PEOPLE)
-    return f"user: {person} {rng.choice(VERBS)} {rng.choice(THINGS)} {rng.choice(WHEN)}, honestly"
+    what = f"{rng.choice(VERBS)} {rng.choice(THINGS)} {rng.choice(WHEN)}"
+    return f"user: {person} {what}, honestly{TURN_MARK}{index})"
+
+
+TURN_MARK = " (turn "
 
 
 _EPISODES = (
@@ -99,7 +106,9 @@ async def seed_passages(driver: Neo4jDriver, group: str, turns: int, dim: int) -
         episodes: list[dict[str, str]] = []
         passages: list[dict[str, object]] = []
         for first in range(start, min(turns, start + BATCH), TURNS_PER_EPISODE):
-            lines = [turn_text(rng) for _ in range(min(TURNS_PER_EPISODE, turns - first))]
+            lines = [
+                turn_text(rng, first + n) for n in range(min(TURNS_PER_EPISODE, turns - first))
+            ]
             uuid = f"bench-episode-{group}-{first}"
             valid_at = (now - timedelta(days=1 + first % 300)).isoformat()
             episodes.append({"uuid": uuid, "content": "\n".join(lines), "valid_at": valid_at})
@@ -129,6 +138,27 @@ async def count_passages(driver: Neo4jDriver, group: str) -> int:
     return n
 
 
+async def passages_current(driver: Neo4jDriver, group: str) -> bool:
+    """The group's turns are numbered (seeded after turn_text numbered them)."""
+    result = await driver.execute_query(
+        "MATCH (e:Episodic {group_id: $group}) RETURN e.content AS content LIMIT 1",
+        params={"group": group},
+    )
+    return bool(result.records) and TURN_MARK in (result.records[0]["content"] or "")
+
+
+async def drop_passages(driver: Neo4jDriver, group: str) -> None:
+    for label in ("SynapsePassage", "Episodic"):
+        while True:
+            result = await driver.execute_query(
+                f"MATCH (n:{label} {{group_id: $group}}) WITH n LIMIT 5000 DETACH DELETE n "
+                "RETURN count(*) AS n",
+                params={"group": group},
+            )
+            if result.records[0]["n"] == 0:
+                break
+
+
 async def drop_group(driver: Neo4jDriver, group: str) -> None:
     while True:
         result = await driver.execute_query(
@@ -142,8 +172,13 @@ async def drop_group(driver: Neo4jDriver, group: str) -> None:
 async def seed_facts(driver: Neo4jDriver, group: str, facts: int, dim: int) -> bool:
     """Make the group hold exactly `facts` facts; False when it already did (kept from an
     earlier run on the same bench database)."""
-    if await count_facts(driver, group) == facts and await count_passages(driver, group) == facts:
-        return False
+    if await count_facts(driver, group) == facts:
+        if await count_passages(driver, group) == facts and await passages_current(driver, group):
+            return False
+        # Facts kept from an earlier run, turns from before they were numbered: only those.
+        await drop_passages(driver, group)
+        await seed_passages(driver, group, facts, dim)
+        return True
     await drop_group(driver, group)
     embedder = HashingEmbedder(dim)
     rng = random.Random(facts)
